@@ -97,7 +97,8 @@ class AgentConfig:
     """how one candidate is chosen: softmax over its Q-LCB (official) or argmax"""
 
     def __post_init__(self) -> None:
-        _check_range("agent.T", self.T, 2)
+        if isinstance(self.T, bool) or not isinstance(self.T, int) or self.T < 3:
+            _fail("agent.T", self.T, "an integer >= 3 (the entropy estimate uses diffusion steps 1 and T-1)")
         _check_choice("agent.schedule", self.schedule, ("cosine", "linear", "constant", "vp"))
         _check_range("agent.num_critics", self.num_critics, 1)
         _check_choice("agent.pessimism", self.pessimism, ("lcb", "min"))
@@ -353,3 +354,32 @@ def make_config(task: str | None = None, file_data: dict | None = None,
 
 def dump_yaml(config: Config) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a config dataclass (read from its source), for --help and errors."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
+            docs[node.target.id] = str(following.value.value).strip()
+    return docs
+
+
+def describe_fields() -> str:
+    """A help listing of every overridable field with its default and docstring."""
+    lines = []
+    for prefix, cls in (("", Config), ("agent.", AgentConfig), ("train.", TrainConfig)):
+        defaults = {f.name: f.default for f in fields(cls) if f.default is not dataclasses.MISSING}
+        for name, doc in field_docs(cls).items():
+            if name in SECTIONS or name in ("tags", "task"):
+                continue
+            default = f" (default {defaults[name]!r})" if name in defaults else ""
+            lines.append(f"  --{prefix}{name}{default}\n      {doc}")
+    return "\n".join(lines)

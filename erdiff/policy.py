@@ -1,0 +1,121 @@
+"""The diffusion policy: a noise-prediction network on the mean-reverting SDE (method.md §1.2–1.4, §1.8).
+
+The network ε_φ(a_t, t, s) predicts the noise of a noised action. From it the policy gets
+* its training loss (noise matching, NML, or the IR-SDE maximum-likelihood loss, MLL),
+* the one-step clean-action prediction â_0 that the Q and entropy terms of the actor loss use,
+* actions, by posterior ("optimal") sampling over the T steps,
+* the entropy estimate Ĥ(s) ≈ −log π(â_0 | s) from one closed-form posterior step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from erdiff.sde import MeanRevertingSDE
+
+
+class SinusoidalEmbedding(nn.Module):
+    """Transformer-style embedding of the diffusion step: [sin(t·ω_k), cos(t·ω_k)], ω_k = 10000^{−k/(d/2−1)}."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        half = dim // 2
+        self.register_buffer("frequencies", torch.exp(torch.arange(half) * -(math.log(10000.0) / (half - 1))),
+                             persistent=False)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        angles = t.float()[:, None] * self.frequencies[None, :]
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class NoisePredictor(nn.Module):
+    """ε_φ(a_t, t, s): time embedding 16 → 32 → 16 (Mish), then [a_t, t_emb, s] → 3 × (Linear 256 + Mish) → action."""
+
+    def __init__(self, state_dim: int, action_dim: int, hidden_dim: int = 256, time_dim: int = 16):
+        super().__init__()
+        self.time_mlp = nn.Sequential(SinusoidalEmbedding(time_dim), nn.Linear(time_dim, time_dim * 2), nn.Mish(),
+                                      nn.Linear(time_dim * 2, time_dim))
+        self.mid = nn.Sequential(
+            nn.Linear(action_dim + time_dim + state_dim, hidden_dim), nn.Mish(),
+            nn.Linear(hidden_dim, hidden_dim), nn.Mish(),
+            nn.Linear(hidden_dim, hidden_dim), nn.Mish(),
+        )
+        self.final = nn.Linear(hidden_dim, action_dim)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return self.final(self.mid(torch.cat([x_t, self.time_mlp(t), state], dim=-1)))
+
+
+class DiffusionPolicy(nn.Module):
+    """π_φ(a | s) defined by the reverse process of a :class:`MeanRevertingSDE` and a noise predictor."""
+
+    def __init__(self, state_dim: int, action_dim: int, max_action: float, T: int = 5, schedule: str = "cosine",
+                 loss_type: str = "MLL", action_clip: bool = False, hidden_dim: int = 256):
+        super().__init__()
+        self.action_dim = action_dim
+        self.max_action = float(max_action)
+        self.loss_type = loss_type
+        self.action_clip = action_clip
+        self.model = NoisePredictor(state_dim, action_dim, hidden_dim)
+        self.sde = MeanRevertingSDE(T, schedule)
+
+    # ---- training ----------------------------------------------------------------------------------
+    def loss(self, actions: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Diffusion loss on dataset actions and the one-step prediction â_0 (method.md §1.3).
+
+        t ~ U{0..T−1}, ε ~ N(0, I), a_t = a_0 e^{−θ̄_t} + std_t ε, ε̂ = ε_φ(a_t, t, s), â_0 = (a_t − std_t ε̂) e^{θ̄_t}.
+        NML: mean ‖ε̂ − ε‖².   MLL: mean ‖(a_t − (da_t)_φ) − ã_{t−1}(a_t, a_0)‖², with (da_t)_φ the reverse-SDE
+        Euler step using score −ε̂/std_t and ã_{t−1} the posterior mean (the optimal reverse state).
+        Returns (loss, â_0); â_0 carries gradients into φ.
+        """
+        batch = actions.shape[0]
+        t = torch.randint(0, self.sde.T, (batch,), device=actions.device)
+        noise = torch.randn_like(actions)
+        x_t = self.sde.sample_marginal(actions, t, noise)
+        predicted_noise = self.model(x_t, t, states)
+        predicted_start = self.sde.predict_start_from_noise(x_t, t, predicted_noise)
+        if self.loss_type == "NML":
+            loss = F.mse_loss(predicted_noise, noise)
+        else:
+            score = self.sde.score_from_noise(predicted_noise, t)
+            predicted_prev = x_t - self.sde.reverse_sde_drift(x_t, score, t)
+            loss = F.mse_loss(predicted_prev, self.sde.optimal_reverse_step(x_t, actions, t))
+        return loss, predicted_start
+
+    def entropy(self, predicted_start: torch.Tensor) -> torch.Tensor:
+        """Per-sample entropy estimate Ĥ(s) = −Σ_dims log p(a_1 | a_T, â_0), shape [B, 1] (method.md §1.4).
+
+        a_1 = â_0 + (−θ_0 â_0)·dt is one deterministic forward step, a_T ~ N(0, I) fresh noise, and the log-density
+        is the closed-form posterior of the SDE at the official indices t1 = 1, t2 = T − 1.
+        """
+        sde = self.sde
+        x_1 = predicted_start + sde.forward_drift(predicted_start, 0) * sde.dt
+        x_T = torch.randn_like(predicted_start)
+        log_prob = sde.log_reverse_transition(predicted_start, x_1, x_T, 1, sde.T - 1)
+        return -log_prob.sum(dim=-1, keepdim=True)
+
+    # ---- sampling ----------------------------------------------------------------------------------
+    def sample(self, states: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Posterior sampling (method.md §1.2): a_T ~ N(0, I); for t = T−1..0: â_0 from ε_φ (clipped to the
+        action bounds if ``action_clip``), a_{t−1} = ã_{t−1}(a_t, â_0) + sqrt(β̃_t) z (no noise at t = 0).
+        The final action is clipped to [−max_action, max_action]."""
+        sde = self.sde
+        batch = states.shape[0]
+        shape = (batch, self.action_dim)
+        x = torch.randn(shape, device=states.device, generator=generator)
+        for t in reversed(range(sde.T)):
+            t_batch = torch.full((batch,), t, device=states.device, dtype=torch.long)
+            predicted_start = sde.predict_start_from_noise(x, t, self.model(x, t_batch, states))
+            if self.action_clip:
+                predicted_start = predicted_start.clamp(-self.max_action, self.max_action)
+            x = sde.optimal_reverse_step(x, predicted_start, t)
+            if t > 0:
+                x = x + sde.posterior_stds[t] * torch.randn(shape, device=states.device, generator=generator)
+        return x.clamp(-self.max_action, self.max_action)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.sample(states)

@@ -1,0 +1,50 @@
+"""Train one seed of one configuration into a run directory.
+
+The configuration is built in layers: the method's defaults < the task's preset < --config FILE.yaml <
+overrides on the command line such as `--agent.num_critics 4 --train.epochs 10`. The run directory gets
+config.yaml, metrics.jsonl (one line per evaluation), summary.json and checkpoint.pt (README, "Results format").
+
+examples:
+  erdiff train --task pendulum-medium --out runs/pendulum
+  erdiff train --task hopper-medium-v2 --train.dataset ../shared/data/hopper-sac-medium.hdf5 --agent.num_critics 16
+  erdiff train --task toy --out runs/toy --resume          # continue an interrupted run exactly
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from erdiff.config import describe_fields
+    from erdiff.presets import PRESETS
+
+    parser.add_argument("--task", help="task name; known tasks: " + ", ".join(PRESETS))
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file with task/seed/agent/train fields")
+    parser.add_argument("--out", metavar="DIR", help="run directory (default runs/<task>/seed_<seed>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its checkpoint (starts fresh if there is none)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.epilog = "config fields (set any as --FIELD VALUE):\n" + describe_fields()
+    parser.set_defaults(accepts_overrides=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from erdiff.config import load_yaml, make_config, parse_override_args
+    from erdiff.train import train
+
+    file_data = load_yaml(args.config) if args.config else None
+    config = make_config(args.task, file_data, parse_override_args(args.overrides),
+                         source=args.config or "command line")
+    out = Path(args.out) if args.out else Path("runs") / config.task / f"seed_{config.seed}"
+    summary = train(config, out, resume=args.resume, progress=not args.quiet)
+    score = summary["normalized_score"]
+    print(f"run directory: {out}", file=sys.stderr)
+    print(json.dumps({"task": summary["task"], "seed": summary["seed"], "status": summary["status"],
+                      "step": summary["step"], "normalized_score_last": score["last"],
+                      "normalized_score_best": score["best"]}))
+    return 0
