@@ -3,7 +3,7 @@
 A baseline file is a CSV with one row per (method, task): ``method``, ``task``, ``score`` (the published
 normalized score) and optionally ``std`` and ``source`` (paper, table, URL); other columns are kept but not
 shown. :data:`PUBLISHED` ships with the package: every number in it was checked against a stored public copy
-named in its ``verified_via`` column (see the README of `analysis`). Users add their own with
+named in its ``verified_via`` column (see ``baselines/README.md``). Users add their own with
 ``erdiff table --baseline FILE``.
 """
 

@@ -56,20 +56,22 @@ def learning_curves(collection: Collection, table: Table, metric: str, out_dir: 
         return []
     frame = pd.DataFrame(points)
     tasks = task_order(set(frame["task"]))
+    # One colour per column across all panels, and one legend below them (labels can be long).
+    colors = {column: f"C{i % 10}" for i, column in enumerate(sorted(set(frame["column"])))}
     fig, axes = _grid(len(tasks))
     for ax, task in zip(axes, tasks):
         for column, group in frame[frame["task"] == task].groupby("column", sort=True):
             by_step = group.groupby("step")["value"]
             steps, mean = by_step.mean().index.to_numpy(), by_step.mean().to_numpy()
             std = by_step.std(ddof=1).fillna(0.0).to_numpy()
-            line, = ax.plot(steps, mean, marker="o", markersize=3,
-                            label=f"{column} ({group['seed'].nunique()} seeds)")
-            ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            ax.plot(steps, mean, marker="o", markersize=3, color=colors[column])
+            ax.fill_between(steps, mean - std, mean + std, color=colors[column], alpha=0.2)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("gradient step")
         ax.set_ylabel(metric.replace("_mean", ""))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    handles = [plt.Line2D([], [], color=color, marker="o", markersize=3) for color in colors.values()]
+    fig.legend(handles, list(colors), loc="outside lower center", fontsize=7)
     fig.suptitle(f"Learning curves (mean ± std over seeds); table statistic: {table.statistic}", fontsize=10)
     return _save(fig, out_dir, "learning_curves")
 

@@ -1,0 +1,64 @@
+"""Figures render to real PNG and PDF files with content; aggregate numbers match the statistics by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image
+import pandas as pd
+import pytest
+from test_analysis_support import write_run
+
+from analysis import plots
+from analysis.collect import collect
+from analysis.tables import make_ablation_table, make_table
+
+TASKS = ("hopper-medium-v2", "walker2d-medium-v2")
+
+
+@pytest.fixture
+def collection(tmp_path: Path):
+    """Two ensemble sizes on two tasks, three seeds, four evaluations each."""
+    for t, task in enumerate(TASKS):
+        for m in (2, 4):
+            for seed in range(3):
+                base = 10.0 * m + 5.0 * t + seed
+                write_run(tmp_path / "r" / task / f"m{m}" / f"seed_{seed}", task, seed,
+                          [base, base + 3, base + 1, base + 6], overrides={"agent.num_critics": str(m)})
+    return collect(tmp_path / "r")
+
+
+def assert_image(path: Path) -> None:
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 200
+    assert pixels.std() > 0.01  # not blank
+    assert path.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_learning_curves(collection, tmp_path):
+    table = make_table(collection, published=False)
+    paths = plots.learning_curves(collection, table, "normalized_score_mean", tmp_path / "fig")
+    assert [p.name for p in paths] == ["learning_curves.png", "learning_curves.pdf"]
+    assert_image(paths[0])
+
+
+def test_ablation_heatmaps(collection, tmp_path):
+    table = make_ablation_table(collection, "agent.ent_coef", "agent.num_critics")
+    paths = plots.ablation_heatmaps(table, tmp_path / "fig")
+    assert_image(paths[0])
+
+
+def test_aggregate_metrics_numbers_and_figures(collection, tmp_path):
+    table = make_table(collection, select="last", published=False)
+    frame, paths = plots.aggregate_metrics(table, tmp_path / "fig", reps=300)
+    assert {p.name for p in paths} >= {"aggregate.csv", "aggregate.png", "performance_profile.png"}
+    for name in ("aggregate.png", "performance_profile.png"):
+        assert_image(tmp_path / "fig" / name)
+    row = frame.set_index("column").loc["agent.num_critics=4"]
+    # Last scores: hopper 46, 47, 48; walker 51, 52, 53. IQM drops one value at each end of the six.
+    assert (row["tasks"], row["runs"]) == (2, 6)
+    assert row["iqm"] == pytest.approx((47 + 48 + 51 + 52) / 4)
+    assert row["mean"] == pytest.approx((46 + 47 + 48 + 51 + 52 + 53) / 6)
+    assert row["iqm_low"] <= row["iqm"] <= row["iqm_high"]
+    saved = pd.read_csv(tmp_path / "fig" / "aggregate.csv")
+    assert saved.set_index("column").loc["agent.num_critics=4", "iqm"] == pytest.approx(row["iqm"])
