@@ -163,28 +163,24 @@ class Collection:
     """directories that could not be read at all (no usable config.yaml)"""
 
     def runs_frame(self) -> pd.DataFrame:
-        """One row per run: name, task, domain, seed, state, issue, duplicates, evaluations, config fields."""
-        rows = []
-        for run in self.runs:
-            row = {"run": run.name, "task": run.task, "domain": domain_of(run.task), "seed": run.seed,
-                   "state": run.state, "issue": run.issue, "duplicates": run.duplicates,
-                   "evaluations": len(run.records), "configuration": describe(run.identity)}
-            row.update({k: v for k, v in run.config.items() if k not in ("task", "seed")})
-            rows.append(row)
-        return pd.DataFrame(rows)
+        """One row per run: name, task, domain, seed, state, configuration, config fields, and issue,
+        duplicates, evaluations."""
+        return pd.DataFrame([{**_run_columns(run), "issue": run.issue, "duplicates": run.duplicates,
+                              "evaluations": len(run.records)} for run in self.runs])
 
     def evals_frame(self) -> pd.DataFrame:
         """The tidy frame: one row per (run, evaluation step) with task, domain, seed, config fields and
         every metric of :data:`erdiff.results.METRIC_KEYS` except the per-episode list."""
         metric_keys = [k for k in METRIC_KEYS if k != "episode_returns"]
-        rows = []
-        for run in self.runs:
-            base = {"run": run.name, "task": run.task, "domain": domain_of(run.task), "seed": run.seed,
-                    "state": run.state, "configuration": describe(run.identity)}
-            base.update({k: v for k, v in run.config.items() if k not in ("task", "seed")})
-            for record in run.records:
-                rows.append({**base, **{k: record.get(k) for k in metric_keys}})
-        return pd.DataFrame(rows)
+        return pd.DataFrame([{**_run_columns(run), **{k: record.get(k) for k in metric_keys}}
+                             for run in self.runs for record in run.records])
+
+
+def _run_columns(run: Run) -> dict:
+    columns = {"run": run.name, "task": run.task, "domain": domain_of(run.task), "seed": run.seed,
+               "state": run.state, "configuration": describe(run.identity)}
+    columns.update({k: v for k, v in run.config.items() if k not in ("task", "seed")})
+    return columns
 
 
 def _deduplicate(records: list[dict]) -> tuple[list[dict], int]:

@@ -71,6 +71,17 @@ def test_last_best_and_last_k_match_arithmetic(results_root):
     assert (sweep.seeds, sweep.mean, sweep.std) == (2, pytest.approx(65.0), pytest.approx(sample_std([60, 70])))
 
 
+def test_return_metric_and_argument_errors(results_root):
+    table = make_table(results_root, metric="return", published=False)
+    assert cell(table, HOPPER, "preset").mean == pytest.approx(10 * (40 + 35 + 30) / 3)
+    assert "undiscounted episode return" in table.caption
+    for kwargs, message in (({"select": "median"}, "unknown statistic 'median'"),
+                            ({"select": "last-k", "k": 0}, "k must be at least 1"),
+                            ({"metric": "score"}, "unknown metric 'score'")):
+        with pytest.raises(CollectError, match=message):
+            make_table(results_root, **kwargs)
+
+
 def test_resumed_run_keeps_the_last_record_of_a_repeated_step(results_root):
     best = make_table(results_root, select="best", published=False)
     walker = cell(best, WALKER, "preset")
