@@ -231,7 +231,7 @@ def make_ablation_table(results, row_field: str, column_field: str, select: str 
             raise CollectError(f"ablation field {name!r} is not a learning field (use agent.* or train.*)")
     metric_key = _metric_key(metric)
     scores, notes = seed_scores(collection, select, k, (), include_incomplete, metric_key)
-    lines = list(collection.notes) + [f"{n.task + ': ' if n.task else ''}{n.text}" for n in notes]
+    lines = list(collection.notes) + _attach_notes({}, notes, lambda note: None)
 
     runs = {run.name: run for run in collection.runs}
     scores = scores.assign(
