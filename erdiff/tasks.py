@@ -29,6 +29,10 @@ import numpy as np
 from erdiff.envs.scores import reference_scores
 from erdiff.presets import ADROIT, ANTMAZE_V0, ANTMAZE_V2, GYM, KITCHEN, LOCAL_TASKS, MAZE2D, preset_for
 
+MAX_PARALLEL_ENVS = {"kitchen": 20}
+"""Evaluation environments alive at once, per domain (default: one per episode). A FrankaKitchen env takes
+about 65 MB, so 100 kitchen episodes run as 5 groups of 20; every other env takes under 10 MB."""
+
 DATA_DIR_ENV = "ERDIFF_DATA_DIR"
 """Folder of the generated local datasets (default ``~/.erdiff/datasets``)."""
 
@@ -57,8 +61,9 @@ class Task:
 _LOCOMOTION = {"hopper": ("Hopper-v4", 11, 3), "halfcheetah": ("HalfCheetah-v4", 17, 6),
                "walker2d": ("Walker2d-v4", 17, 6)}
 _MAZE_SIZES = {"umaze": "UMaze", "medium": "Medium", "large": "Large"}
+# As in D4RL's registry: complete and partial share the task list, mixed has another one.
 _KITCHEN_ENVS = {"complete": "erdiff/KitchenD4RL-MicrowaveKettleLightSlider-v0",
-                 "partial": "erdiff/KitchenD4RL-MicrowaveKettleBottomBurnerLight-v0",
+                 "partial": "erdiff/KitchenD4RL-MicrowaveKettleLightSlider-v0",
                  "mixed": "erdiff/KitchenD4RL-MicrowaveKettleBottomBurnerLight-v0"}
 _MAZE2D_STEPS = {"umaze": 300, "medium": 600, "large": 800}
 _LOCAL = {  # name -> (env_id, obs_dim, act_dim, max_action, max_episode_steps)
@@ -174,4 +179,4 @@ def make_evaluator(name: str, episodes: int, seed: int):
     if task.env_id is None or episodes == 0:
         return None
     from erdiff.envs.evaluate import Evaluator
-    return Evaluator(task, episodes, seed)
+    return Evaluator(task, episodes, seed, max_envs=MAX_PARALLEL_ENVS.get(task.domain))

@@ -97,3 +97,13 @@ def test_bad_policy_output_is_a_clear_error():
 
 def test_no_episodes_means_no_evaluator():
     assert make_evaluator("toy", episodes=0, seed=0) is None
+
+
+def test_running_episodes_in_groups_gives_the_same_returns():
+    from erdiff.envs.evaluate import Evaluator
+    from erdiff.tasks import get_task
+
+    task = get_task("hopper-noisy")
+    with Evaluator(task, episodes=5, seed=2) as together, Evaluator(task, episodes=5, seed=2, max_envs=2) as grouped:
+        assert len(grouped.envs) == 2
+        assert grouped(wobbly_hopper_policy) == together(wobbly_hopper_policy)

@@ -35,36 +35,45 @@ Policy = Callable[[np.ndarray], np.ndarray]
 class Evaluator:
     """Runs ``episodes`` episodes of ``task``'s environment in lockstep; call it with a batched policy.
 
-    The environments are built once here and reused by every call. Normalized scores use the task's
-    reference returns and are None when it has none.
+    The environments are built once here and reused by every call. With ``max_envs`` (for environments
+    that need much memory) only that many are built and the episodes run in consecutive groups of that
+    size; the results do not change. Normalized scores use the task's reference returns (None without).
     """
 
-    def __init__(self, task: Task, episodes: int, seed: int) -> None:
+    def __init__(self, task: Task, episodes: int, seed: int, max_envs: int | None = None) -> None:
         if episodes < 1:
             raise ValueError(f"an evaluator needs at least one episode, got {episodes}")
         self.task = task
         self.reset_seeds = [seed + SEED_OFFSET + episode for episode in range(episodes)]
-        self.envs = [make_gym_env(task.env_id) for _ in range(episodes)]
+        self.envs = [make_gym_env(task.env_id) for _ in range(min(episodes, max_envs or episodes))]
         space = self.envs[0].action_space
         self._low, self._high = space.low, space.high
         self._act_shape = space.shape
 
     def __call__(self, policy: Policy) -> dict:
         """Run every episode to its end; return the returns and their (normalized) mean and std."""
-        observations = [env.reset(seed=seed)[0] for env, seed in zip(self.envs, self.reset_seeds)]
-        returns = np.zeros(len(self.envs))
-        running = list(range(len(self.envs)))
+        returns = []
+        for start in range(0, len(self.reset_seeds), len(self.envs)):
+            returns.extend(self._run_together(policy, self.reset_seeds[start:start + len(self.envs)]))
+        return self._summary(np.array(returns))
+
+    def _run_together(self, policy: Policy, reset_seeds: list[int]) -> np.ndarray:
+        """Returns of the episodes with ``reset_seeds``, stepped in lockstep, one policy call per step."""
+        envs = self.envs[:len(reset_seeds)]
+        observations = [env.reset(seed=seed)[0] for env, seed in zip(envs, reset_seeds)]
+        returns = np.zeros(len(envs))
+        running = list(range(len(envs)))
         while running:
             batch = np.stack([observations[i] for i in running]).astype(np.float32)
             actions = self._checked_actions(policy(batch), len(running))
             still_running = []
             for action, i in zip(actions, running):
-                observations[i], reward, terminated, truncated, _ = self.envs[i].step(action)
+                observations[i], reward, terminated, truncated, _ = envs[i].step(action)
                 returns[i] += reward
                 if not (terminated or truncated):
                     still_running.append(i)
             running = still_running
-        return self._summary(returns)
+        return returns
 
     def _checked_actions(self, actions, count: int) -> np.ndarray:
         actions = np.asarray(actions, dtype=np.float64)

@@ -21,6 +21,13 @@ def register_envs() -> None:
     if _registered:
         return
     gym.register(id="erdiff/TwoStepToy-v0", entry_point="erdiff.envs.toy:TwoStepToyEnv")
+    gym.register(id="erdiff/PenD4RL-v1", entry_point="erdiff.envs.adroit:make_d4rl_pen", max_episode_steps=100)
+    for tasks in ("MicrowaveKettleLightSlider", "MicrowaveKettleBottomBurnerLight"):
+        gym.register(id=f"erdiff/KitchenD4RL-{tasks}-v0", entry_point="erdiff.envs.kitchen:make_d4rl_kitchen",
+                     kwargs={"tasks": tasks}, max_episode_steps=280)
+    for maze, steps in (("UMaze", 300), ("Medium", 600), ("Large", 800)):
+        gym.register(id=f"erdiff/Maze2dD4RL-{maze}-v1", entry_point="erdiff.envs.maze2d:D4RLMaze2dEnv",
+                     kwargs={"maze": maze}, max_episode_steps=steps)
     _registered = True
 
 
