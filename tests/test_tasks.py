@@ -37,6 +37,8 @@ def test_fields_of_some_tasks():
     assert get_task("antmaze-umaze-v0").max_episode_steps == 700
     assert get_task("antmaze-large-play-v2").max_episode_steps == 1000
     assert get_task("pendulum-medium").max_action == 2.0
+    assert get_task("kitchen-partial-v0").env_id == get_task("kitchen-complete-v0").env_id  # D4RL's registry
+    assert "BottomBurner" in get_task("kitchen-mixed-v0").env_id
     assert {task.domain for task in TASKS.values()} == {"gym", "antmaze", "adroit", "kitchen", "maze2d", "local"}
     with pytest.raises(AttributeError):
         hopper.env_id = "Hopper-v5"  # frozen
@@ -55,9 +57,19 @@ def assert_task_matches_env(name: str) -> None:
     env.close()
 
 
-@pytest.mark.parametrize("name", ["hopper-medium-v2", "halfcheetah-medium-v2", "walker2d-medium-v2"] + LOCAL_TASKS)
+ONE_TASK_PER_ENV = sorted({task.env_id: name for name, task in TASKS.items()}.values())
+
+
+@pytest.mark.parametrize("name", ONE_TASK_PER_ENV)
 def test_task_fields_match_the_environment(name):
     assert_task_matches_env(name)
+
+
+def test_tasks_sharing_an_environment_agree_on_it():
+    for env_id in {task.env_id for task in TASKS.values()}:
+        sharing = {(t.obs_dim, t.act_dim, t.max_action, t.max_episode_steps)
+                   for t in TASKS.values() if t.env_id == env_id}
+        assert len(sharing) == 1, env_id
 
 
 def test_local_dataset_is_generated_once_then_read(tmp_path, monkeypatch, capsys):

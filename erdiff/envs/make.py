@@ -28,6 +28,9 @@ def register_envs() -> None:
     for maze, steps in (("UMaze", 300), ("Medium", 600), ("Large", 800)):
         gym.register(id=f"erdiff/Maze2dD4RL-{maze}-v1", entry_point="erdiff.envs.maze2d:D4RLMaze2dEnv",
                      kwargs={"maze": maze}, max_episode_steps=steps)
+    for maze, steps in (("UMaze", 700), ("Medium", 1000), ("Large", 1000)):
+        gym.register(id=f"erdiff/AntMazeD4RL-{maze}-v0", entry_point="erdiff.envs.antmaze:D4RLAntMazeEnv",
+                     kwargs={"maze": maze}, max_episode_steps=steps)
     _registered = True
 
 
