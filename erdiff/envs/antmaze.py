@@ -105,6 +105,23 @@ class D4RLAntMazeEnv(gym.Env):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (29,), np.float64)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (8,), np.float32)
 
+    @property
+    def model(self):
+        """The ant's MuJoCo model (with D4RL's parameters)."""
+        return self.ant.model
+
+    def set_d4rl_state(self, qpos: np.ndarray, qvel: np.ndarray, goal: np.ndarray | None = None) -> np.ndarray:
+        """Put the ant in D4RL state ``qpos`` (D4RL frame), ``qvel`` (and the goal); return the observation.
+
+        Used by ``erdiff dataset check`` to replay D4RL's AntMaze files (their ``infos/qpos|qvel|goal``).
+        """
+        qpos = np.array(qpos, dtype=np.float64)
+        qpos[:2] += self.world_offset
+        self.ant.set_state(qpos, np.asarray(qvel, dtype=np.float64))
+        if goal is not None:
+            self.goal = np.asarray(goal, dtype=np.float64)
+        return self._observation()
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.ant.reset(seed=seed)
