@@ -81,7 +81,7 @@ def _info(args: argparse.Namespace) -> int:
             print(f"  {key:28s} {str(value.shape):16s} {value.dtype}")
         else:
             print(f"  {key:28s} = {value}")
-    returns, lengths, ended = episode_returns(raw)
+    returns, lengths, ended = dataset_episodes(raw)
     timeouts = int(np.sum(raw["timeouts"])) if "timeouts" in raw else 0
     print(f"episodes: {len(returns)} ({int(np.sum(raw['terminals']))} terminal, {timeouts} timeout, "
           f"{len(returns) - ended} unfinished at the end)")
@@ -95,7 +95,7 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def episode_returns(raw: dict):
+def dataset_episodes(raw: dict):
     """(returns, lengths, number of ended episodes) of the episodes in D4RL rows.
 
     An episode ends at a row with ``terminals`` or ``timeouts`` set; rows after the last such row form

@@ -36,6 +36,9 @@ import numpy as np
 import erdiff
 from erdiff.config import ConfigError
 from erdiff.data.d4rl import DatasetError
+from erdiff.data.write import write_d4rl_hdf5
+from erdiff.envs.make import make_gym_env
+from erdiff.envs.toy import PEAKS
 
 GENERATOR_VERSION = 1
 """Bumped whenever a generator's output for a given seed changes."""
@@ -64,7 +67,8 @@ class DatasetKind:
 
 def _toy_episode(rng: np.random.Generator) -> Policy:
     # (first action, final state): to the broad low peak at -1 (90%) or the narrow high peak at 1.5 (10%).
-    first_action, final_state = (-0.9, -1.0) if rng.random() < 0.9 else (0.75, 1.5)
+    low_peak, high_peak = PEAKS[0][0], PEAKS[1][0]
+    first_action, final_state = (0.9 * low_peak, low_peak) if rng.random() < 0.9 else (high_peak / 2, high_peak)
 
     def policy(obs: np.ndarray) -> np.ndarray:
         # Every episode starts at exactly 0; a noisy first action never lands exactly on 0 again.
@@ -162,11 +166,6 @@ def get_kind(name: str) -> DatasetKind:
 
 # --- rollouts -----------------------------------------------------------------------------------
 
-def _make_env(env_id: str):
-    from erdiff.envs.make import make_gym_env
-    return make_gym_env(env_id)
-
-
 def _clip_action(env, action: np.ndarray) -> np.ndarray:
     space = env.action_space
     return np.clip(np.asarray(action, dtype=np.float32).reshape(space.shape), space.low, space.high)
@@ -175,7 +174,7 @@ def _clip_action(env, action: np.ndarray) -> np.ndarray:
 def rollout_rows(kind: DatasetKind, size: int, seed: int) -> dict[str, np.ndarray]:
     """Exactly ``size`` D4RL rows of ``kind``'s behaviour, reproducible from ``seed``."""
     rng = np.random.default_rng(seed)
-    env = _make_env(kind.env_id)
+    env = make_gym_env(kind.env_id)
     columns: dict[str, list] = {key: [] for key in ("observations", "actions", "rewards", "next_observations",
                                                     "terminals", "timeouts", "infos/qpos", "infos/qvel")}
     try:
@@ -213,8 +212,6 @@ def rollout_rows(kind: DatasetKind, size: int, seed: int) -> dict[str, np.ndarra
 
 def make_dataset(kind_name: str, out: str | Path, seed: int = 0, size: int | None = None) -> Path:
     """Generate ``kind_name`` with ``seed`` and write it to ``out`` in D4RL format; return the path."""
-    from erdiff.data.write import write_d4rl_hdf5
-
     kind = get_kind(kind_name)
     size = kind.default_size if size is None else size
     if size < 2:
@@ -227,9 +224,9 @@ def make_dataset(kind_name: str, out: str | Path, seed: int = 0, size: int | Non
     return write_d4rl_hdf5(out, rows, metadata)
 
 
-def episode_returns(kind: DatasetKind, policy: Policy, episodes: int, seed: int = 0) -> np.ndarray:
+def policy_returns(kind: DatasetKind, policy: Policy, episodes: int, seed: int = 0) -> np.ndarray:
     """Returns of ``policy`` over ``episodes`` episodes reset with seeds ``seed, seed+1, ...``."""
-    env = _make_env(kind.env_id)
+    env = make_gym_env(kind.env_id)
     returns = np.zeros(episodes)
     try:
         for episode in range(episodes):
@@ -252,9 +249,9 @@ def reference_returns(kind_name: str, episodes: int = 100) -> tuple[float, float
     """
     kind = get_kind(kind_name)
     rng = np.random.default_rng(0)
-    env = _make_env(kind.env_id)
+    env = make_gym_env(kind.env_id)
     low, high = env.action_space.low, env.action_space.high
     env.close()
     random_policy = lambda obs: rng.uniform(low, high)  # noqa: E731
-    return (float(episode_returns(kind, random_policy, episodes).mean()),
-            float(episode_returns(kind, kind.expert, episodes).mean()))
+    return (float(policy_returns(kind, random_policy, episodes).mean()),
+            float(policy_returns(kind, kind.expert, episodes).mean()))
