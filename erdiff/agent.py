@@ -51,7 +51,8 @@ def learning_rate_factor(schedule: str, step: int, total_steps: int, steps_per_p
 class ERDiffAgent(nn.Module):
     """Diffusion actor, EMA actor, Q-ensemble and its target, with their optimizers."""
 
-    def __init__(self, state_dim: int, action_dim: int, max_action: float, config: AgentConfig):
+    def __init__(self, state_dim: int, action_dim: int, max_action: float, config: AgentConfig,
+                 compile: bool = False):
         super().__init__()
         self.config = config
         self.max_action = float(max_action)
@@ -59,18 +60,17 @@ class ERDiffAgent(nn.Module):
                                      loss_type=config.loss_type, action_clip=config.action_clip,
                                      hidden_dim=config.hidden_dim)
         self.ema_actor = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic = EnsembleCritic(state_dim, action_dim, config.num_critics, config.hidden_dim)
+        self.critic = EnsembleCritic(state_dim, action_dim, config.num_critics, config.hidden_dim,
+                                     compile_activation=compile)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.step = 0
         self.actor_optimizer: torch.optim.Optimizer | None = None
         self.critic_optimizer: torch.optim.Optimizer | None = None
 
     def make_optimizers(self) -> None:
-        """Adam for actor and critic; call after the agent is on its device (fused Adam on CUDA)."""
-        on_cuda = self.critic.weights[0].is_cuda
-        options = {"fused": True} if on_cuda else {"foreach": True}
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.config.actor_lr, **options)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=self.config.critic_lr, **options)
+        """Adam for actor and critic, fused (one kernel over all parameters); call once the agent is on its device."""
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.config.actor_lr, fused=True)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=self.config.critic_lr, fused=True)
 
     def set_learning_rate_factor(self, factor: float) -> None:
         for optimizer, base in ((self.actor_optimizer, self.config.actor_lr),

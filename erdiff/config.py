@@ -150,6 +150,9 @@ class TrainConfig:
     """on CUDA, cap this process's share of the GPU memory (set by sweeps that pack trials per GPU)"""
     num_threads: int | None = None
     """torch CPU threads; None keeps torch's default"""
+    compile: bool = False
+    """torch.compile the critic's fused bias+Mish (one kernel instead of several passes; same math): about 30%
+    more steps/s at M = 64 on CPU, a few seconds of start-up; needs a C++ compiler on CPU"""
 
     def __post_init__(self) -> None:
         _check_range("train.epochs", self.epochs, 1)

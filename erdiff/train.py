@@ -29,7 +29,7 @@ from erdiff.errors import ErdiffError
 
 LOSS_KEYS = ("actor_loss", "critic_loss", "bc_loss", "q_loss", "entropy_loss", "entropy", "q_mean", "q_std")
 # Fields that may change between a run and its resume without changing what is learned.
-RESUME_FREE_FIELDS = {"tags", "train.device", "train.num_threads", "train.gpu_memory_fraction"}
+RESUME_FREE_FIELDS = {"tags", "train.device", "train.num_threads", "train.gpu_memory_fraction", "train.compile"}
 
 Evaluator = Callable[[Callable[[np.ndarray], np.ndarray]], dict]
 """Takes a batched numpy policy, returns episode_returns, return_mean/std, normalized_score_mean/std."""
@@ -129,7 +129,7 @@ def train(config: Config, out_dir: str | Path, *, dataset: dict[str, np.ndarray]
 
         max_action = get_task(config.task).max_action
     buffer = TransitionBuffer(dataset, device)
-    agent = ERDiffAgent(buffer.state_dim, buffer.action_dim, max_action, config.agent).to(device)
+    agent = ERDiffAgent(buffer.state_dim, buffer.action_dim, max_action, config.agent, compile=tc.compile).to(device)
     agent.make_optimizers()
 
     config_dict = config.to_dict()

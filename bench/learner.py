@@ -1,0 +1,173 @@
+"""Gradient steps per second of the ERDiff update, against the machine's matmul bound.
+
+    python bench/learner.py --obs-dim 11 --act-dim 3 --critics 64 --T 5 --batch 256 --steps 50 --json out.json
+
+The bound: the update's matrix-product FLOPs per step (counted analytically below) divided by the machine's
+batched-matmul rate (measured here on [M, 256, 256] products). Element-wise work, the optimizer and Python
+overhead are what separates a run from the bound. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from erdiff.agent import ERDiffAgent
+from erdiff.config import AgentConfig
+
+
+def critic_forward_flops(obs_dim: int, act_dim: int, critics: int, hidden: int = 256) -> int:
+    """Matmul FLOPs of one ensemble forward for one sample: 2·M·(in·H + 2·H² + H)."""
+    return 2 * critics * ((obs_dim + act_dim) * hidden + 2 * hidden * hidden + hidden)
+
+
+def actor_forward_flops(obs_dim: int, act_dim: int, hidden: int = 256, time_dim: int = 16) -> int:
+    """Matmul FLOPs of one noise-predictor forward for one sample."""
+    time_mlp = 2 * (time_dim * 2 * time_dim + 2 * time_dim * time_dim)
+    return time_mlp + 2 * ((act_dim + time_dim + obs_dim) * hidden + 2 * hidden * hidden + hidden * act_dim)
+
+
+def update_flops(obs_dim: int, act_dim: int, critics: int, T: int, batch: int, max_q_samples: int = 1) -> int:
+    """Matmul FLOPs of one update. Critic: target forward (1) + forward and full backward (3) + the actor's pass
+    through the frozen critic, forward and input gradients only (2) = 6 forwards. Actor: T forwards to sample next
+    actions from the EMA actor (× max-Q samples) + forward and backward of the loss (3)."""
+    critic = critic_forward_flops(obs_dim, act_dim, critics) * batch * (max_q_samples + 5)
+    actor = actor_forward_flops(obs_dim, act_dim) * batch * (T * max_q_samples + 3)
+    return critic + actor
+
+
+def measure_matmul_gflops(critics: int, device: torch.device, dtype: torch.dtype, repeats: int = 10) -> float:
+    """Median rate of [M, 256, 256] @ [M, 256, 256] batched products: the ceiling the critic's products run at."""
+    members = max(critics, 8)
+    a = torch.randn(members, 256, 256, device=device, dtype=dtype)
+    b = torch.randn(members, 256, 256, device=device, dtype=dtype)
+    times = []
+    for i in range(repeats + 3):
+        synchronize(device)
+        start = time.perf_counter()
+        torch.bmm(a, b)
+        synchronize(device)
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    times.sort()
+    return 2 * members * 256**3 / times[len(times) // 2] / 1e9
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    config = AgentConfig(num_critics=args.critics, T=args.T, max_q_backup=args.max_q_backup)
+    agent = ERDiffAgent(args.obs_dim, args.act_dim, 1.0, config, compile=args.compile).to(device)
+    agent.make_optimizers()
+    size = 100_000
+    data = {"observations": torch.randn(size, args.obs_dim, device=device),
+            "actions": torch.rand(size, args.act_dim, device=device) * 2 - 1,
+            "next_observations": torch.randn(size, args.obs_dim, device=device),
+            "rewards": torch.randn(size, 1, device=device),
+            "not_done": torch.ones(size, 1, device=device)}
+
+    def step() -> None:
+        index = torch.randint(0, size, (args.batch,), device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bfloat16"):
+            agent.update({key: value[index] for key, value in data.items()})
+
+    start = time.perf_counter()
+    for _ in range(args.warmup):
+        step()
+    synchronize(device)
+    warmup_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    synchronize(device)
+    elapsed = time.perf_counter() - start
+
+    matmul_dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+    peak = measure_matmul_gflops(args.critics, device, matmul_dtype)
+    flops = update_flops(args.obs_dim, args.act_dim, args.critics, args.T, args.batch,
+                         config.max_q_samples if args.max_q_backup else 1)
+    steps_per_s = args.steps / elapsed
+    bound = peak * 1e9 / flops
+    return {
+        "steps_per_s": steps_per_s,
+        "gflop_per_step": flops / 1e9,
+        "achieved_gflops": steps_per_s * flops / 1e9,
+        "matmul_peak_gflops": peak,
+        "bound_steps_per_s": bound,
+        "fraction_of_bound": steps_per_s / bound,
+        "peak_memory_mb": peak_memory_mb(device),
+        "warmup_s": warmup_s,
+        "obs_dim": args.obs_dim, "act_dim": args.act_dim, "critics": args.critics, "T": args.T,
+        "batch": args.batch, "steps": args.steps, "max_q_backup": args.max_q_backup,
+        "device": str(device), "dtype": args.dtype, "compile": args.compile, "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "machine": platform.processor() or platform.machine(), "commit": commit(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--obs-dim", type=int, default=11)
+    parser.add_argument("--act-dim", type=int, default=3)
+    parser.add_argument("--critics", type=int, default=64, help="ensemble size M")
+    parser.add_argument("--T", type=int, default=5, help="diffusion steps")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=50, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation happens here)")
+    parser.add_argument("--max-q-backup", action="store_true")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="bfloat16 runs the step under autocast (exploratory; float32 is the method's default)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="compile the critic's fused bias+Mish (train.compile); --no-compile for eager")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    args = parser.parse_args(argv)
+    result = run(args)
+    rows = [("steps/s", f"{result['steps_per_s']:.2f}"),
+            ("GFLOP per step (matmuls)", f"{result['gflop_per_step']:.2f}"),
+            ("achieved GFLOP/s", f"{result['achieved_gflops']:.1f}"),
+            ("batched-matmul peak GFLOP/s", f"{result['matmul_peak_gflops']:.1f}"),
+            ("bound steps/s", f"{result['bound_steps_per_s']:.2f}"),
+            ("fraction of bound", f"{100 * result['fraction_of_bound']:.0f}%"),
+            ("peak memory MB", f"{result['peak_memory_mb']:.0f}"),
+            ("config", f"M={args.critics} T={args.T} batch={args.batch} {result['device']} {args.dtype} "
+                       f"compile={args.compile} threads={result['threads']}")]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
