@@ -11,7 +11,7 @@ stopped early or died, and a resumed run with repeated evaluation steps are all 
 explained (``Run.state`` / ``Run.issue``) so that tables can exclude or include them *explicitly*.
 
 A run's *configuration* (what a table column stands for) is its config minus the seed, the tags and the
-fields that do not change what is learned (:data:`NON_LEARNING_FIELDS`), expressed as the fields that
+fields that do not change what is learned (:data:`erdiff.config.NON_LEARNING_FIELDS`), expressed as the fields that
 differ from the task's preset (:func:`erdiff.config.make_config`). The paper's default settings on every
 task are therefore one configuration, "preset", and a sweep over ``agent.num_critics`` gives one
 configuration per value.
@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from erdiff import presets
-from erdiff.config import Config, ConfigError, make_config
+from erdiff.config import NON_LEARNING_FIELDS, Config, ConfigError, flatten_config, make_config
 from erdiff.errors import ErdiffError
 from erdiff.results import (
     METRIC_KEYS,
@@ -38,7 +38,6 @@ from erdiff.results import (
     read_summary,
 )
 
-NON_LEARNING_FIELDS = frozenset({"train.device", "train.num_threads", "train.gpu_memory_fraction"})
 """Config fields that change where and how fast a run trains, not what it learns."""
 
 STALE_AFTER_S = 2 * 3600.0
@@ -71,17 +70,6 @@ def domain_of(task: str) -> str:
     return OTHER_DOMAIN
 
 
-def flatten(data: dict, prefix: str = "") -> dict:
-    """``{'agent': {'T': 5}, 'tags': {'sweep': 's'}}`` -> ``{'agent.T': 5, 'tags.sweep': 's'}``."""
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
 @cache
 def _reference(task: str) -> tuple:
     """The task's preset config, flattened (global defaults for a task this version does not know)."""
@@ -89,7 +77,7 @@ def _reference(task: str) -> tuple:
         config = make_config(task)
     except ConfigError:
         config = Config(task=task)
-    return tuple(flatten(config.to_dict()).items())
+    return tuple(flatten_config(config.to_dict()).items())
 
 
 def is_learning_field(key: str) -> bool:
@@ -209,7 +197,7 @@ def _state(summary: dict | None, newest_write: float, now: float, stale_after: f
 
 
 def _read_run(path: Path, name: str, now: float, stale_after: float) -> Run:
-    config = flatten(read_config(path))
+    config = flatten_config(read_config(path))
     for key, kind in (("task", str), ("seed", int)):
         if not isinstance(config.get(key), kind):
             raise ResultsError(f"{path / 'config.yaml'}: field '{key}' is missing or not a {kind.__name__}")

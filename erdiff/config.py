@@ -202,6 +202,20 @@ class Config:
 
 SECTIONS = {"agent": AgentConfig, "train": TrainConfig}
 
+NON_LEARNING_FIELDS = frozenset({"train.device", "train.num_threads", "train.gpu_memory_fraction", "train.compile"})
+"""Flattened fields that change how fast or where a run goes, never what it learns (with ``tags.*``)."""
+
+
+def flatten_config(data: dict, prefix: str = "") -> dict:
+    """``{'agent': {'T': 5}, 'tags': {'sweep': 's'}}`` -> ``{'agent.T': 5, 'tags.sweep': 's'}``."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:
     """Check (and where lossless, convert) a value against a field's annotated type."""

@@ -24,12 +24,10 @@ from erdiff import results
 from erdiff.agent import ERDiffAgent, learning_rate_factor
 from erdiff.buffer import TransitionBuffer
 from erdiff.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states, save_checkpoint
-from erdiff.config import Config, dump_yaml
+from erdiff.config import NON_LEARNING_FIELDS, Config, dump_yaml, flatten_config
 from erdiff.errors import ErdiffError
 
 LOSS_KEYS = ("actor_loss", "critic_loss", "bc_loss", "q_loss", "entropy_loss", "entropy", "q_mean", "q_std")
-# Fields that may change between a run and its resume without changing what is learned.
-RESUME_FREE_FIELDS = {"tags", "train.device", "train.num_threads", "train.gpu_memory_fraction", "train.compile"}
 
 Evaluator = Callable[[Callable[[np.ndarray], np.ndarray]], dict]
 """Takes a batched numpy policy, returns episode_returns, return_mean/std, normalized_score_mean/std."""
@@ -54,19 +52,11 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _flatten(data: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and key != "tags":
-            flat.update(_flatten(value, prefix + key + "."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
 def _check_resume_config(saved: dict, config: Config, run_dir: Path) -> None:
-    old, new = _flatten(saved), _flatten(config.to_dict())
-    changed = sorted(k for k in set(old) | set(new) if k not in RESUME_FREE_FIELDS and old.get(k) != new.get(k))
+    # Tags and speed settings may change between a run and its resume; what is learned may not.
+    old, new = flatten_config(saved), flatten_config(config.to_dict())
+    changed = sorted(k for k in set(old) | set(new)
+                     if k not in NON_LEARNING_FIELDS and not k.startswith("tags.") and old.get(k) != new.get(k))
     if changed:
         details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
         raise RunDirectoryError(f"cannot resume {run_dir}: the config differs from the saved run ({details})")
