@@ -1,0 +1,54 @@
+"""`erdiff train` end to end on a generated task, and its one-line errors."""
+
+import json
+
+import pytest
+
+from erdiff import results
+from erdiff.cli import main
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ERDIFF_DATA_DIR", str(tmp_path / "datasets"))
+
+
+SMALL = ["--agent.num_critics", "2", "--agent.hidden_dim", "16", "--train.batch_size", "32",
+         "--train.epochs", "2", "--train.steps_per_epoch", "5", "--train.eval_every", "1",
+         "--train.eval_episodes", "3", "--quiet"]
+
+
+def test_train_toy_then_resume_finishes(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "toy", "--out", str(out), *SMALL]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["status"] == "completed" and printed["step"] == 10
+    records = results.read_metrics(out)
+    assert [r["step"] for r in records] == [5, 10]
+    assert len(records[-1]["episode_returns"]) == 3
+    assert printed["normalized_score_last"] == pytest.approx(records[-1]["normalized_score_mean"])
+    # A finished run resumed with a longer budget is refused: the config changed.
+    assert main(["train", "--task", "toy", "--out", str(out), "--resume", *SMALL, "--train.epochs", "3"]) == 2
+    assert "train.epochs: 2 -> 3" in capsys.readouterr().err
+
+
+def test_config_file_and_overrides(tmp_path, capsys):
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("task: toy\nseed: 4\nagent: {ent_coef: 0.2}\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config_file), "--out", str(out), *SMALL]) == 0
+    saved = results.read_config(out)
+    assert saved["seed"] == 4 and saved["agent"]["ent_coef"] == 0.2 and saved["agent"]["num_critics"] == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--task", "nope"], "unknown task 'nope'"),
+    (["--task", "toy", "--agent.num_critics", "x"], "'agent.num_critics' = 'x' is invalid"),
+    (["--task", "toy", "--config", "missing.yaml"], "config file missing.yaml does not exist"),
+    (["--task", "toy", "--train.dataset", "missing.hdf5"], "missing.hdf5"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(argv, message, tmp_path, capsys):
+    assert main(["train", *argv, "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
