@@ -1,0 +1,259 @@
+"""Sweeps end to end on a real local Ray (CPU): grids, Optuna, a killed seed worker, an interrupted driver.
+
+Each test runs its own Ray in a private temp dir (RAY_TMPDIR) and its teardown shuts it down and kills any
+process left from that session only (found by its environment), never other Ray instances on the machine.
+Only the smallest TorchTrainer sweep runs by default; the others are marked slow (`pytest -m slow`).
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+import yaml
+
+from erdiff import results
+from tune.aggregate import TRIAL_FILE
+from tune.snapshots import read_sessions
+from tune.spec import parse_spec
+from tune.sweep import SPEC_FILE, SweepError, run_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def session_processes(temp_dir: Path) -> list[int]:
+    """Processes (other than this one) started with RAY_TMPDIR=temp_dir: the Ray session of one test."""
+    marker = f"RAY_TMPDIR={temp_dir}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return pids
+
+
+def kill_session_processes(temp_dir: Path) -> None:
+    for pid in session_processes(temp_dir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def ray_session(tmp_path_factory, monkeypatch):
+    """A private Ray temp dir and dataset dir for this test; no Ray process of it outlives the test."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="erdt-", dir="/tmp"))  # short: Ray's socket paths are length-limited
+    monkeypatch.setenv("RAY_TMPDIR", str(temp_dir))
+    monkeypatch.setenv("ERDIFF_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    yield temp_dir
+    ray.shutdown()
+    kill_session_processes(temp_dir)
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def tiny_spec(name: str, search: dict, trainable: str = "train", epochs: int = 3, steps_per_epoch: int = 5,
+              **fields) -> dict:
+    return {
+        "name": name, "tasks": ["toy"], "seeds": 2, "trainable": trainable,
+        "config": {"agent": {"num_critics": 2, "hidden_dim": 16},
+                   "train": {"batch_size": 32, "steps_per_epoch": steps_per_epoch, "epochs": epochs,
+                             "eval_every": 1, "eval_episodes": 2}},
+        "search": search, "objective": {"last_k": 2}, "resources": {"cpu": 0.49}, "concurrency": 2, **fields,
+    }
+
+
+def check_sweep_results(out: Path, spec) -> None:
+    """Run directories, trial.json and sweep.yaml are there and agree: the aggregate is recomputed from disk."""
+    assert yaml.safe_load((out / SPEC_FILE).read_text()) == spec.to_dict()
+    plans = spec.trials()
+    assert sorted(p.name for p in (out / "trials").iterdir()) == [plan.name for plan in plans]
+    for plan in plans:
+        trial_dir = out / "trials" / plan.name
+        record = json.loads((trial_dir / TRIAL_FILE).read_text())
+        assert (record["status"], record["task"], record["params"]) == ("completed", plan.task, plan.params)
+        per_seed = {}
+        for seed in spec.seeds:
+            run_dir = trial_dir / f"seed_{seed}"
+            config = results.read_config(run_dir)
+            assert config["seed"] == seed and config["tags"] == {"sweep": spec.name, "trial": plan.name}
+            for key, value in plan.params.items():
+                section, field = key.split(".")
+                assert config[section][field] == value
+            assert results.read_summary(run_dir)["status"] == "completed"
+            scores = [r["normalized_score_mean"] for r in results.read_metrics(run_dir)]
+            assert len(scores) == config["train"]["epochs"]
+            per_seed[f"seed_{seed}"] = np.mean(scores[-spec.objective.last_k:])
+        assert record["objective"]["per_seed"] == pytest.approx(per_seed)
+        assert record["objective"]["mean"] == pytest.approx(np.mean(list(per_seed.values())))
+        assert record["objective"]["std"] == pytest.approx(np.std(list(per_seed.values())))
+        assert record["evaluation"] == record["planned_evaluations"] == len(scores)
+
+
+def without_time(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "time_s"} for r in records]
+
+
+def test_grid_sweep_with_torch_trainer(ray_session, tmp_path, capfd):
+    """Two configurations x 2 seeds, one TorchTrainer worker per seed; then the results folder guards itself."""
+    data = tiny_spec("grid_small", {"mode": "grid", "space": {"agent.ent_coef": {"grid": [0.0, 0.01]}}})
+    spec = parse_spec(data, source="grid_small.yaml")
+    out = tmp_path / "out"
+    assert run_sweep(spec, out) == 0
+    check_sweep_results(out, spec)
+    assert ray.tune.Tuner.can_restore(str(out / "ray" / "grid_small"))
+    assert "deprecat" not in capfd.readouterr().err.lower()
+
+    with pytest.raises(SweepError, match="already holds the sweep grid_small: pass --resume"):
+        run_sweep(spec, out)
+    changed = parse_spec({**data, "seeds": 3}, source="grid_small.yaml")
+    with pytest.raises(SweepError, match="differs from the spec the sweep was started with .* in: seeds"):
+        run_sweep(changed, out, resume=True)
+    with pytest.raises(SweepError, match="nothing to resume"):
+        run_sweep(spec, tmp_path / "elsewhere", resume=True)
+
+
+@pytest.mark.slow
+def test_grid_2x2_two_seeds_with_torch_trainer(ray_session, tmp_path):
+    spec = parse_spec(tiny_spec("grid_2x2", {"mode": "grid", "space": {"agent.ent_coef": {"grid": [0.0, 0.01]},
+                                                                       "agent.T": {"grid": [3, 5]}}}))
+    assert run_sweep(spec, tmp_path / "out") == 0
+    check_sweep_results(tmp_path / "out", spec)
+
+
+@pytest.mark.slow
+def test_optuna_search_starts_at_the_paper_default(ray_session, tmp_path):
+    space = {"agent.ent_coef": {"loguniform": [1e-3, 0.1]}, "agent.lcb_coef": {"uniform": [1.0, 8.0]}}
+    spec = parse_spec(tiny_spec("optuna", {"mode": "optuna", "num_samples": 3, "space": space},
+                                trainable="function", concurrency=1))
+    out = tmp_path / "out"
+    assert run_sweep(spec, out) == 0
+    records = {p.name: json.loads((p / TRIAL_FILE).read_text()) for p in (out / "trials").iterdir()}
+    assert len(records) == 3 and all(r["status"] == "completed" for r in records.values())
+    first = records[min(records)]
+    assert min(records).startswith("000_toy_")
+    assert first["params"] == {"agent.ent_coef": 0.01, "agent.lcb_coef": 4.0} == spec.paper_default("toy")
+    for record in records.values():
+        assert 1e-3 <= record["params"]["agent.ent_coef"] <= 0.1 and 1 <= record["params"]["agent.lcb_coef"] <= 8
+        assert record["objective"]["mean"] is not None
+    assert len({json.dumps(r["params"], sort_keys=True) for r in records.values()}) == 3
+
+
+def start_sweep(spec_path: Path, out: Path, log: Path, *extra: str) -> subprocess.Popen:
+    """`python -m tune.sweep` in a child process (what `ray job submit` runs), output to ``log``."""
+    with open(log, "ab") as handle:
+        return subprocess.Popen([sys.executable, "-m", "tune.sweep", str(spec_path), "--out", str(out), *extra],
+                                cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the sweep exited (rc {process.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def write_spec(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def trial_evaluation(trial_dir: Path) -> int:
+    """The evaluation of the trial's latest seed aggregate (0 before the first)."""
+    path = trial_dir / TRIAL_FILE
+    return json.loads(path.read_text())["evaluation"] if path.is_file() else 0
+
+
+@pytest.mark.slow
+def test_a_killed_seed_worker_resumes_from_its_checkpoint(ray_session, tmp_path):
+    """SIGKILL one TorchTrainer worker mid-trial: Ray Train restarts the workers from the latest checkpoint and
+    the trial ends with exactly the metrics of an uninterrupted one."""
+    data = tiny_spec("killed", {"mode": "grid"}, epochs=12, steps_per_epoch=200)
+    spec_path = write_spec(tmp_path / "killed.yaml", data)
+    out, log = tmp_path / "killed", tmp_path / "killed.log"
+    seed_dir = out / "trials" / "000_toy" / "seed_1"
+    sweep = start_sweep(spec_path, out, log)
+    try:
+        # Tune has the aggregate of an evaluation once Ray Train registered that evaluation's checkpoint.
+        wait_for(lambda: trial_evaluation(out / "trials" / "000_toy") >= 2, 240, "a checkpoint", sweep)
+        worker = read_sessions(seed_dir)[-1]["pid"]
+        os.kill(worker, signal.SIGKILL)
+        assert sweep.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    sessions = read_sessions(seed_dir)
+    assert len(sessions) == 2 and sessions[0]["pid"] == worker != sessions[1]["pid"]
+    assert sessions[1]["start_evaluation"] >= 1  # resumed from a checkpoint, not from scratch
+    assert results.read_summary(seed_dir)["status"] == "completed"
+    assert "deprecat" not in log.read_text().lower()
+
+    # The same trial, uninterrupted (in one process: trainable function; the learner resumes bitwise exactly).
+    reference = parse_spec({**data, "trainable": "function"})
+    assert run_sweep(reference, tmp_path / "reference") == 0
+    for seed in (0, 1):
+        got = results.read_metrics(out / "trials" / "000_toy" / f"seed_{seed}")
+        expected = results.read_metrics(tmp_path / "reference" / "trials" / "000_toy" / f"seed_{seed}")
+        assert without_time(got) == without_time(expected)
+    got, expected = (json.loads((root / "trials" / "000_toy" / TRIAL_FILE).read_text())["objective"]
+                     for root in (out, tmp_path / "reference"))
+    assert got == expected
+
+
+def completed_trials(out: Path) -> list[str]:
+    trials = out / "trials"
+    if not trials.is_dir():
+        return []
+    return sorted(p.parent.name for p in trials.glob(f"*/{TRIAL_FILE}")
+                  if json.loads(p.read_text())["status"] == "completed")
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_session, tmp_path):
+    data = tiny_spec("interrupted", {"mode": "grid", "space": {"agent.ent_coef": {"grid": [0.0, 0.001, 0.01, 0.1]}}},
+                     trainable="function", epochs=6, steps_per_epoch=40, concurrency=1)
+    spec_path = write_spec(tmp_path / "interrupted.yaml", data)
+    out, log = tmp_path / "out", tmp_path / "sweep.log"
+    experiment = out / "ray" / "interrupted"
+    sweep = start_sweep(spec_path, out, log)
+    try:
+        wait_for(lambda: len(completed_trials(out)) >= 2, 300, "two finished trials", sweep)
+        finished = completed_trials(out)
+        finished_at = max((out / "trials" / name / TRIAL_FILE).stat().st_mtime for name in finished)
+        # Tune writes its experiment state every 10 s or so: wait until it knows those trials finished.
+        wait_for(lambda: any(p.stat().st_mtime > finished_at for p in experiment.glob("experiment_state*.json")),
+                 60, "Tune's state to record the finished trials", sweep)
+        sweep.send_signal(signal.SIGKILL)
+        sweep.wait(timeout=30)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    kill_session_processes(ray_session)  # what the killed driver left behind (its Ray processes)
+    assert len(completed_trials(out)) < 4
+
+    def fingerprint(trial: str) -> list:
+        run_dirs = [out / "trials" / trial / f"seed_{seed}" for seed in (0, 1)]
+        return [(d / name).stat().st_mtime_ns for d in run_dirs for name in ("checkpoint.pt", "metrics.jsonl")] + [
+            len(read_sessions(d)) for d in run_dirs]
+
+    before = {trial: fingerprint(trial) for trial in finished}
+    resumed = start_sweep(spec_path, out, log, "--resume")
+    assert resumed.wait(timeout=300) == 0, log.read_text()[-3000:]
+    assert {trial: fingerprint(trial) for trial in finished} == before  # not trained again
+    check_sweep_results(out, parse_spec(data))

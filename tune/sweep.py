@@ -1,0 +1,217 @@
+"""Run a sweep spec on Ray Tune: `python -m tune.sweep SPEC [--out DIR] [--address ADDR] [--resume] [--dry-run]`.
+
+The same as `erdiff sweep`; this form is what `ray job submit ... -- python -m tune.sweep SPEC` runs on a
+cluster. Where results land::
+
+    <out>/sweep.yaml                         the spec as run (every default filled in)
+    <out>/trials/<trial>/trial.json          the trial's configuration and seed aggregate (tune.aggregate)
+    <out>/trials/<trial>/seed_<k>/           one run directory per seed (erdiff's results format)
+    <storage>/<name>/                        Tune's experiment state (default storage: <out>/ray)
+    <storage>/train/<trial>/                 Ray Train checkpoints of trainable: train
+
+Without --address (and without RAY_ADDRESS, which `ray job submit` sets) the sweep starts its own local Ray
+sized to this machine, never attaching to another Ray instance; the dashboard listens on 127.0.0.1 only and
+stays on (Ray Train needs it to release stopped trials' workers, stack-notes §2). Ray 2.59+ turns token
+authentication on for local clusters: this process handles it; `ray job submit` against a cluster needs
+RAY_AUTH_MODE=token or a token (cluster/ README).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import ray
+import ray.tune
+import yaml
+
+from erdiff import results
+from erdiff.errors import ErdiffError
+from tune.aggregate import trial_record, write_trial_record
+from tune.plan import check_cluster_fits
+from tune.spec import SweepSpec, scheduler_grace_period, scheduler_max_t, trial_name
+from tune.trainable import SweepContext, make_trainable
+
+SPEC_FILE = "sweep.yaml"
+METRIC = "objective"
+"""The key of the seed aggregate that Tune, Optuna and ASHA optimise (tune.aggregate.aggregate)."""
+
+
+class SweepError(ErdiffError):
+    """The results folder does not fit the request (a sweep already there, nothing to resume, ...)."""
+
+
+def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, resume: bool = False) -> int:
+    """Run (or with ``resume`` continue) ``spec``; return 0 when every trial finished, 1 otherwise."""
+    context = SweepContext(spec, str(Path(out_dir).resolve()), spec.storage_for(out_dir))
+    experiment = f"{context.storage}/{spec.name}"
+    _check_results_folder(context, experiment, resume)
+    started_here = connect(address)
+    try:
+        shortage = check_cluster_fits(spec, ray.cluster_resources(), local=started_here)
+        if shortage:
+            print(f"warning: {shortage}; its trials wait until the cluster grows", file=sys.stderr)
+        if resume:
+            tuner = ray.tune.Tuner.restore(experiment, trainable=make_trainable(context), resume_unfinished=True,
+                                           resume_errored=True)
+        else:
+            spec_text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+            results.atomic_write_text(Path(context.out_dir) / SPEC_FILE, spec_text)
+            tuner = build_tuner(context)
+        grid = tuner.fit()
+    finally:
+        if started_here:
+            ray.shutdown()
+    return _print_outcome(grid, spec)
+
+
+def connect(address: str | None) -> bool:
+    """Connect to ``address``, to the job's cluster (RAY_ADDRESS) or start a local Ray; True if started here."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address:
+        ray.init(address=address)
+        return False
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init()  # inside `ray job submit`: the cluster's resources, not ours
+        return False
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True, dashboard_host="127.0.0.1")
+    return True
+
+
+def build_tuner(context: SweepContext) -> ray.tune.Tuner:
+    spec = context.spec
+    search_alg, num_samples, param_space = None, 1, {}
+    if spec.search.mode == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        task = spec.tasks[0]
+        param_space = {"trial": {"task": task, "params": {key: _domain(dim) for key, dim in spec.search.space.items()}}}
+        first = {f"trial/params/{key}": value for key, value in spec.paper_default(task).items()}
+        search_alg = OptunaSearch(points_to_evaluate=[first], seed=spec.search.seed)
+        num_samples = spec.search.num_samples
+    else:  # grid and random: the trials listed by the spec (random ones sampled there, with its seed)
+        plans = [{"name": p.name, "task": p.task, "params": p.params} for p in spec.trials()]
+        param_space = {"trial": ray.tune.grid_search(plans)}
+    return ray.tune.Tuner(
+        make_trainable(context),
+        param_space=param_space,
+        tune_config=ray.tune.TuneConfig(
+            metric=METRIC, mode=spec.objective.mode, search_alg=search_alg, scheduler=_scheduler(spec),
+            num_samples=num_samples, max_concurrent_trials=spec.concurrency,
+            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+        run_config=ray.tune.RunConfig(
+            name=spec.name, storage_path=context.storage,
+            failure_config=ray.tune.FailureConfig(max_failures=spec.failure.trial_retries),
+            checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[TrialRecorder(context)], verbose=1),
+    )
+
+
+def _domain(dim):
+    if dim.kind == "choice":
+        return ray.tune.choice(list(dim.values))
+    low, high = dim.values
+    if dim.kind == "uniform":
+        return ray.tune.uniform(low, high)
+    if dim.kind == "loguniform":
+        return ray.tune.loguniform(low, high)
+    return ray.tune.randint(low, high + 1)  # the spec's int range includes high
+
+
+def _scheduler(spec: SweepSpec):
+    if spec.scheduler is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    # Time is the gradient step the seeds report, not training_iteration (which restarts after a restore).
+    return ASHAScheduler(time_attr="step", max_t=scheduler_max_t(spec), grace_period=scheduler_grace_period(spec),
+                         reduction_factor=spec.scheduler.reduction_factor)
+
+
+def _trial_name(trial) -> str:
+    """Grid and random trials carry their name; Optuna's get one from Tune's trial counter (starts at 1)."""
+    request = trial.config["trial"]
+    if "name" in request:
+        return request["name"]
+    index = int(trial.experiment_tag.split("_")[0]) - 1
+    return trial_name(index, request["task"], request["params"])
+
+
+class TrialRecorder(ray.tune.Callback):
+    """Writes ``<out>/trials/<trial>/trial.json`` on this (the driver's) machine from the trials' results.
+
+    A trial that ends before its last evaluation (stopped by ASHA) is recorded as stopped, and so are its
+    seeds' summaries, which the killed workers left at 'running'.
+    """
+
+    def __init__(self, context: SweepContext):
+        self.context = context
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._record(trial, result, "running")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        finished = result.get("evaluation", 0) >= (result.get("planned_evaluations") or 0)
+        if not finished:
+            self._mark_seeds_stopped(str(trial))
+        self._record(trial, result, "completed" if finished else "stopped")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._record(trial, trial.last_result, "error")
+
+    def _record(self, trial, result: dict | None, status: str) -> None:
+        spec, request = self.context.spec, trial.config["trial"]
+        record = trial_record(spec.name, str(trial), request["task"], request["params"], spec.objective, result,
+                              status)
+        write_trial_record(Path(self.context.out_dir) / "trials" / str(trial), record)
+
+    def _mark_seeds_stopped(self, trial: str) -> None:
+        for seed in self.context.spec.seeds:
+            run_dir = self.context.run_dir(trial, seed)
+            summary = results.read_summary(run_dir)
+            if summary is not None and summary["status"] == "running":
+                results.write_json(run_dir / results.SUMMARY_FILE, {**summary, "status": "stopped"})
+
+
+def _check_results_folder(context: SweepContext, experiment: str, resume: bool) -> None:
+    saved_spec = Path(context.out_dir) / SPEC_FILE
+    can_restore = ray.tune.Tuner.can_restore(experiment)
+    if not resume:
+        if saved_spec.exists() or can_restore:
+            raise SweepError(f"{context.out_dir} already holds the sweep {context.spec.name}: pass --resume to "
+                             "continue it, or choose another --out")
+        return
+    if not can_restore:
+        raise SweepError(f"nothing to resume: no Tune experiment state at {experiment}")
+    if saved_spec.exists():
+        saved = yaml.safe_load(saved_spec.read_text())
+        changed = sorted(k for k in set(saved) | set(context.spec.to_dict())
+                         if saved.get(k) != context.spec.to_dict().get(k))
+        if changed:
+            raise SweepError(f"cannot resume: {context.spec.source} differs from the spec the sweep was started with "
+                             f"({saved_spec}) in: {', '.join(changed)}; restore it or start a new sweep")
+
+
+def _print_outcome(grid, spec: SweepSpec) -> int:
+    rows = []
+    for result in grid:
+        metrics = result.metrics or {}
+        status = "error" if result.error else "ok"
+        rows.append((metrics.get(METRIC), metrics.get("objective_std"), metrics.get("evaluation"),
+                     str(Path(result.path).name), status))
+    reverse = spec.objective.mode == "max"
+    rows.sort(key=lambda row: (row[0] is None, -(row[0] or 0) if reverse else (row[0] or 0)))
+    print(f"\n{spec.name}: {len(rows)} trials, objective = {spec.objective.mode} of {spec.objective.metric} "
+          f"(mean of the last {spec.objective.last_k} evaluations, then over {len(spec.seeds)} seeds)")
+    for value, std, evaluation, name, status in rows:
+        shown = "-" if value is None else f"{value:.3f} ± {std:.3f}"
+        print(f"  {name:<48} {shown:>20}  evaluations {evaluation}  {status}")
+    return 1 if grid.errors else 0
+
+
+if __name__ == "__main__":
+    from erdiff.cli import main
+
+    sys.exit(main(["sweep", *sys.argv[1:]]))

@@ -1,0 +1,187 @@
+"""Tune trainables: one trial = one configuration trained for every seed of the spec.
+
+Two ways to run a trial, chosen by the spec's ``trainable``:
+
+``train`` (default), :func:`drive_seed_workers`
+    The Tune trial is a light driver (0.01 CPU) that builds and fits a Ray Train ``TorchTrainer`` with one
+    worker per seed, each with the spec's CPUs and GPU fraction. Every worker runs erdiff's training loop
+    for its seed (:func:`train_seed_worker`) and reports after each evaluation through ``ray.train.report``
+    with a snapshot of its run directory as checkpoint. :class:`SeedAggregateCallback` turns the workers'
+    reports of one evaluation into the seed aggregate that Tune sees. Worker failures are retried by Ray
+    Train (``ray.train.FailureConfig``), trial failures by Tune.
+
+``function``, :func:`run_seeds_in_process`
+    A plain Tune function trainable that advances the seeds in one process, one evaluation period each in
+    turn, and reports the aggregate with ``ray.tune.report`` and a ``ray.tune.Checkpoint``. No TorchTrainer:
+    far less overhead on small machines, the seeds share one worker's resources.
+
+Either way each seed writes its run directory at ``<out>/trials/<trial>/seed_<k>/`` and a restart continues
+from the trial's latest checkpoint (:mod:`tune.snapshots`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray.train
+import ray.tune
+from ray.train.torch import TorchConfig, TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from erdiff import results
+from erdiff.train import load_dataset_for, train
+from tune.aggregate import aggregate, count_evaluations, seed_report
+from tune.snapshots import log_session, restore_run_dir, seed_dir_name, staged_snapshot
+from tune.spec import DRIVER_CPU, SweepSpec
+
+WORKER_GROUP_START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
+"""Ray Train gives up placing a trial's workers after this many seconds (then the trial fails, see spec.failure)."""
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What every trial needs besides its Tune config: the spec and where results and Ray state go."""
+
+    spec: SweepSpec
+    out_dir: str
+    """absolute results root: run directories land in <out_dir>/trials/<trial>/seed_<k>/"""
+    storage: str
+    """absolute path or URI of Ray's storage (Tune experiment state and checkpoints)"""
+
+    def run_dir(self, trial: str, seed: int) -> Path:
+        return Path(self.out_dir) / "trials" / trial / seed_dir_name(seed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# trainable: train — a TorchTrainer per trial, one worker per seed
+
+
+def drive_seed_workers(config: dict, context: SweepContext) -> None:
+    """Tune function trainable: fit a TorchTrainer whose workers train the trial's seeds."""
+    spec = context.spec
+    trial = ray.tune.get_context().get_trial_name()
+    # Read by Ray Train in this process and passed on to its controller: a trial whose workers cannot be
+    # placed fails after this long instead of waiting forever.
+    os.environ[WORKER_GROUP_START_TIMEOUT_ENV] = str(spec.failure.start_timeout_s)
+    resources = {"CPU": spec.resources.cpu}
+    if spec.resources.gpu > 0:
+        resources["GPU"] = spec.resources.gpu
+    trainer = TorchTrainer(
+        train_seed_worker,
+        train_loop_config={"context": context, "trial": trial, "task": config["trial"]["task"],
+                           "params": config["trial"]["params"]},
+        # The seeds never exchange tensors; gloo keeps NCCL away from workers that share one GPU.
+        torch_config=TorchConfig(backend="gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=len(spec.seeds), use_gpu=spec.resources.gpu > 0,
+                                               resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name=trial,  # deterministic: a restarted trial finds its Train run and latest checkpoint again
+            storage_path=f"{context.storage}/train",
+            failure_config=ray.train.FailureConfig(max_failures=spec.failure.worker_retries,
+                                                   controller_failure_limit=spec.failure.worker_retries),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=[SeedAggregateCallback()],
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # not a line per report and checkpoint
+        ),
+    )
+    trainer.fit()
+
+
+def train_seed_worker(loop_config: dict) -> None:
+    """Ray Train worker: train seed number ``world_rank`` of the trial, reporting after each evaluation."""
+    # Ray Train 2.60 logs every report at INFO through a logger outside its own log-level setting (named by
+    # file path, so it reaches the root logger): keep this worker's console to warnings.
+    logging.getLogger().setLevel(logging.WARNING)
+    context: SweepContext = loop_config["context"]
+    spec, trial = context.spec, loop_config["trial"]
+    seed = spec.seeds[ray.train.get_context().get_world_rank()]
+    run_dir = context.run_dir(trial, seed)
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        restore_run_dir(run_dir, None, seed)
+    else:
+        with checkpoint.as_directory() as snapshot:
+            restore_run_dir(run_dir, Path(snapshot), seed)
+    config = spec.seed_config(loop_config["task"], loop_config["params"], seed, trial)
+    planned = count_evaluations(config.train.epochs, config.train.eval_every)
+    restored = len(results.read_metrics(run_dir))
+    if restored < planned:
+        log_session(run_dir, restored)
+    if restored:
+        # Every worker restored the same evaluation: report it again so that Tune sees the trial's state at
+        # once, even when nothing is left to train (every worker reports the same number of times).
+        ray.train.report(seed_report(run_dir, seed, spec.objective, planned))
+
+    def report_evaluation(record: dict, run_dir: Path) -> None:
+        with staged_snapshot({seed: run_dir}) as snapshot:
+            ray.train.report(seed_report(run_dir, seed, spec.objective, planned),
+                             checkpoint=ray.train.Checkpoint.from_directory(snapshot))
+
+    train(config, run_dir, resume=True, progress=False, on_evaluation=report_evaluation)
+
+
+class SeedAggregateCallback(TuneReportCallback):
+    """Forwards to Tune the aggregate over all workers' reports instead of rank 0's report alone.
+
+    Ray Train calls ``after_report`` once per round of ``ray.train.report`` with every worker's metrics, in
+    rank order, and the merged checkpoint of that round.
+    """
+
+    def after_report(self, run_context, metrics: list[dict], checkpoint) -> None:
+        super().after_report(run_context, [aggregate(metrics)], checkpoint)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# trainable: function — every seed in this process
+
+
+def run_seeds_in_process(config: dict, context: SweepContext) -> None:
+    """Tune function trainable: advance every seed by one evaluation period in turn, report the aggregate."""
+    spec = context.spec
+    trial = ray.tune.get_context().get_trial_name()
+    run_dirs = {seed: context.run_dir(trial, seed) for seed in spec.seeds}
+    task, params = config["trial"]["task"], config["trial"]["params"]
+    configs = {seed: spec.seed_config(task, params, seed, trial) for seed in spec.seeds}
+    checkpoint = ray.tune.get_checkpoint()
+    if checkpoint is None:
+        for seed, run_dir in run_dirs.items():
+            restore_run_dir(run_dir, None, seed)
+    else:
+        with checkpoint.as_directory() as snapshot:
+            for seed, run_dir in run_dirs.items():
+                restore_run_dir(run_dir, Path(snapshot), seed)
+    first = configs[spec.seeds[0]]
+    planned = count_evaluations(first.train.epochs, first.train.eval_every)
+    restored = len(results.read_metrics(run_dirs[spec.seeds[0]]))
+    if restored < planned:
+        for run_dir in run_dirs.values():
+            log_session(run_dir, restored)
+
+    def reports() -> list[dict]:
+        return [seed_report(run_dirs[seed], seed, spec.objective, planned) for seed in spec.seeds]
+
+    if restored:
+        ray.tune.report(aggregate(reports()))
+    dataset = load_dataset_for(first)  # the seeds share the task, its data and the reward transform
+    for _ in range(restored, planned):
+        for seed in spec.seeds:
+            train(configs[seed], run_dirs[seed], dataset=dataset, resume=True, progress=False,
+                  on_evaluation=lambda record, run_dir: True)  # stop after one evaluation period
+        with staged_snapshot(run_dirs) as snapshot:
+            ray.tune.report(aggregate(reports()), checkpoint=ray.tune.Checkpoint.from_directory(snapshot))
+
+
+def make_trainable(context: SweepContext):
+    """The spec's trainable with the context bound and its resources: what Tuner and Tuner.restore get."""
+    spec = context.spec
+    if spec.trainable == "train":
+        # The driver only waits on its TorchTrainer; the workers hold the CPUs and GPUs (stack-notes §2).
+        resources = {"cpu": DRIVER_CPU}
+        function = drive_seed_workers
+    else:
+        resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+        function = run_seeds_in_process
+    return ray.tune.with_resources(ray.tune.with_parameters(function, context=context), resources)
