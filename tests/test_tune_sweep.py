@@ -21,7 +21,7 @@ import ray
 import yaml
 
 from erdiff import results
-from tune.aggregate import TRIAL_FILE
+from tune.aggregate import TRIAL_FILE, read_trial_records
 from tune.snapshots import read_sessions
 from tune.spec import parse_spec
 from tune.sweep import SPEC_FILE, SweepError, run_sweep
@@ -257,3 +257,29 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_sess
     assert resumed.wait(timeout=300) == 0, log.read_text()[-3000:]
     assert {trial: fingerprint(trial) for trial in finished} == before  # not trained again
     check_sweep_results(out, parse_spec(data))
+
+
+@pytest.mark.slow
+def test_asha_stops_weak_trials_and_marks_them_stopped(ray_session, tmp_path):
+    """ASHA on the seeds' gradient step: stopped trials are recorded as such, in trial.json and in the seeds.
+
+    The objective is the recorded critic learning rate, a stand-in score whose ranking is known in advance:
+    every trial after the first is worse than the ones before it, so ASHA stops it at its first rung.
+    """
+    rates = [3e-4, 1e-4, 3e-5, 1e-5]
+    data = tiny_spec("asha", {"mode": "grid", "space": {"agent.critic_lr": {"grid": rates}}},
+                     trainable="function", epochs=8, steps_per_epoch=10, concurrency=1,
+                     objective={"metric": "critic_lr", "mode": "max", "last_k": 1},
+                     scheduler={"type": "asha", "grace_period": 20, "reduction_factor": 2})
+    data["config"]["agent"]["lr_schedule"] = "constant"
+    out = tmp_path / "out"
+    assert run_sweep(parse_spec(data), out) == 0
+    records = read_trial_records(out)
+    assert [r["status"] for r in records] == ["completed", "stopped", "stopped", "stopped"]
+    assert records[0]["evaluation"] == 8 and records[0]["objective"]["mean"] == pytest.approx(3e-4)
+    for record in records[1:]:
+        assert record["evaluation"] == 2  # at the first rung: 20 steps = 2 evaluations of 10 steps
+        for seed in (0, 1):
+            run_dir = out / "trials" / record["trial"] / f"seed_{seed}"
+            assert 2 <= len(results.read_metrics(run_dir)) < 8
+            assert results.read_summary(run_dir)["status"] == "stopped"

@@ -13,6 +13,7 @@ filesystem is needed for it. This module does not import Ray.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -86,3 +87,8 @@ def trial_record(sweep: str, trial: str, task: str, params: dict, objective: Obj
 
 def write_trial_record(trial_dir: str | Path, record: dict) -> None:
     results.write_json(Path(trial_dir) / TRIAL_FILE, record)
+
+
+def read_trial_records(out_dir: str | Path) -> list[dict]:
+    """Every ``trials/<trial>/trial.json`` of the sweep in ``out_dir``, by trial name."""
+    return [json.loads(path.read_text()) for path in sorted(Path(out_dir).glob(f"trials/*/{TRIAL_FILE}"))]

@@ -28,7 +28,7 @@ import yaml
 
 from erdiff import results
 from erdiff.errors import ErdiffError
-from tune.aggregate import trial_record, write_trial_record
+from tune.aggregate import read_trial_records, trial_record, write_trial_record
 from tune.plan import check_cluster_fits
 from tune.spec import SweepSpec, scheduler_grace_period, scheduler_max_t, trial_name
 from tune.trainable import SweepContext, make_trainable
@@ -47,6 +47,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, 
     context = SweepContext(spec, str(Path(out_dir).resolve()), spec.storage_for(out_dir))
     experiment = f"{context.storage}/{spec.name}"
     _check_results_folder(context, experiment, resume)
+    # Tune saves its state whenever a trial reports a checkpoint (it keeps the last two): with evaluations a
+    # few seconds apart (small tasks) it would warn about every one of those saves.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     started_here = connect(address)
     try:
         shortage = check_cluster_fits(spec, ray.cluster_resources(), local=started_here)
@@ -63,12 +66,12 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, 
     finally:
         if started_here:
             ray.shutdown()
-    return _print_outcome(grid, spec)
+    return _print_outcome(context, grid)
 
 
 def connect(address: str | None) -> bool:
     """Connect to ``address``, to the job's cluster (RAY_ADDRESS) or start a local Ray; True if started here."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home
     if address:
         ray.init(address=address)
         return False
@@ -81,7 +84,6 @@ def connect(address: str | None) -> bool:
 
 def build_tuner(context: SweepContext) -> ray.tune.Tuner:
     spec = context.spec
-    search_alg, num_samples, param_space = None, 1, {}
     if spec.search.mode == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
@@ -93,6 +95,7 @@ def build_tuner(context: SweepContext) -> ray.tune.Tuner:
     else:  # grid and random: the trials listed by the spec (random ones sampled there, with its seed)
         plans = [{"name": p.name, "task": p.task, "params": p.params} for p in spec.trials()]
         param_space = {"trial": ray.tune.grid_search(plans)}
+        search_alg, num_samples = None, 1
     return ray.tune.Tuner(
         make_trainable(context),
         param_space=param_space,
@@ -194,20 +197,20 @@ def _check_results_folder(context: SweepContext, experiment: str, resume: bool) 
                              f"({saved_spec}) in: {', '.join(changed)}; restore it or start a new sweep")
 
 
-def _print_outcome(grid, spec: SweepSpec) -> int:
-    rows = []
-    for result in grid:
-        metrics = result.metrics or {}
-        status = "error" if result.error else "ok"
-        rows.append((metrics.get(METRIC), metrics.get("objective_std"), metrics.get("evaluation"),
-                     str(Path(result.path).name), status))
-    reverse = spec.objective.mode == "max"
-    rows.sort(key=lambda row: (row[0] is None, -(row[0] or 0) if reverse else (row[0] or 0)))
-    print(f"\n{spec.name}: {len(rows)} trials, objective = {spec.objective.mode} of {spec.objective.metric} "
-          f"(mean of the last {spec.objective.last_k} evaluations, then over {len(spec.seeds)} seeds)")
-    for value, std, evaluation, name, status in rows:
-        shown = "-" if value is None else f"{value:.3f} ± {std:.3f}"
-        print(f"  {name:<48} {shown:>20}  evaluations {evaluation}  {status}")
+def _print_outcome(context: SweepContext, grid) -> int:
+    """A ranked list of the sweep's trials from their trial.json files; 1 if a trial failed."""
+    spec = context.spec
+    records = read_trial_records(context.out_dir)
+    sign = -1 if spec.objective.mode == "max" else 1
+    records.sort(key=lambda r: (r["objective"]["mean"] is None, sign * (r["objective"]["mean"] or 0.0)))
+    print(f"\n{spec.name}: {len(records)} trials, ranked by the {spec.objective.mode} of {spec.objective.metric} "
+          f"(each seed's mean of its last {spec.objective.last_k} evaluations, then the mean over "
+          f"{len(spec.seeds)} seeds); results in {context.out_dir}")
+    for record in records:
+        mean, std = record["objective"]["mean"], record["objective"]["std"]
+        shown = "-" if mean is None else f"{mean:.4g} ± {std:.2g}"
+        print(f"  {record['trial']:<48} {shown:>20}  evaluation {record['evaluation']}/"
+              f"{record['planned_evaluations']}  {record['status']}")
     return 1 if grid.errors else 0
 
 

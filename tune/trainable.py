@@ -92,9 +92,7 @@ def drive_seed_workers(config: dict, context: SweepContext) -> None:
 
 def train_seed_worker(loop_config: dict) -> None:
     """Ray Train worker: train seed number ``world_rank`` of the trial, reporting after each evaluation."""
-    # Ray Train 2.60 logs every report at INFO through a logger outside its own log-level setting (named by
-    # file path, so it reaches the root logger): keep this worker's console to warnings.
-    logging.getLogger().setLevel(logging.WARNING)
+    _quiet_report_logs()
     context: SweepContext = loop_config["context"]
     spec, trial = context.spec, loop_config["trial"]
     seed = spec.seeds[ray.train.get_context().get_world_rank()]
@@ -140,6 +138,7 @@ class SeedAggregateCallback(TuneReportCallback):
 
 def run_seeds_in_process(config: dict, context: SweepContext) -> None:
     """Tune function trainable: advance every seed by one evaluation period in turn, report the aggregate."""
+    _quiet_report_logs()
     spec = context.spec
     trial = ray.tune.get_context().get_trial_name()
     run_dirs = {seed: context.run_dir(trial, seed) for seed in spec.seeds}
@@ -172,6 +171,16 @@ def run_seeds_in_process(config: dict, context: SweepContext) -> None:
                   on_evaluation=lambda record, run_dir: True)  # stop after one evaluation period
         with staged_snapshot(run_dirs) as snapshot:
             ray.tune.report(aggregate(reports()), checkpoint=ray.tune.Checkpoint.from_directory(snapshot))
+
+
+def _quiet_report_logs() -> None:
+    """Keep this process's console to warnings: Ray logs a line at INFO for every report and checkpoint.
+
+    In Ray 2.60 the Train worker's report line comes from a logger named by file path, which reaches the root
+    logger and ignores ``ray.train.LoggingConfig``; the function trainable's comes from ``ray.train``.
+    """
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
 
 
 def make_trainable(context: SweepContext):
