@@ -37,6 +37,7 @@ from erdiff.agent import ERDiffAgent
 from erdiff.config import AgentConfig
 from erdiff.envs.evaluate import SEED_OFFSET, Evaluator
 from erdiff.envs.make import make_gym_env, register_envs
+from erdiff.errors import ErdiffError
 from erdiff.tasks import MAX_PARALLEL_ENVS, Task, get_task
 
 NO_EARLY_END = {"Hopper-v4": {"terminate_when_unhealthy": False},
@@ -189,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("episodes", "critics", "candidates", "max_steps", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    result = run(args)
+    try:
+        result = run(args)
+    except ErdiffError as err:  # an unknown task, say: one line, not a traceback
+        parser.error(str(err))
     print(f"{'task':<18} {'mode':<14} {'episodes/s':>10} {'env steps/s':>11} {'calls':>6} {'seconds':>8}")
     for name, outcome in result["tasks"].items():
         for mode in ("vectorized", "one_at_a_time"):

@@ -1,0 +1,179 @@
+"""Overhead of a sweep trial over the bare training loop, for each of the sweep's trainables.
+
+    python bench/sweep.py --task toy --epochs 4 --steps-per-epoch 50 --eval-every 2 --seeds 1 --json out.json
+
+* bare: :func:`erdiff.train.train` on each seed's config in turn, in this process, after one untimed run
+  (which also makes the local dataset and pays for lazy imports).
+* sweep: the same config as a one-trial sweep (one task, empty grid) run by :func:`tune.sweep.run_sweep`,
+  which starts and stops its own local Ray (``address="local"``, in a private ``RAY_TMPDIR``, so other Ray
+  instances on the machine are untouched), once per trainable: ``train`` (a TorchTrainer, one worker per
+  seed) and ``function`` (the seeds in the trial's own process).
+
+Both sides train from ``spec.seed_config``, the very configs a sweep's seeds get, so their metrics must agree
+exactly on CPU (checked: ``matches_bare``). Overhead = sweep seconds − bare seconds: Ray's start and stop,
+the trial's start, worker processes and their imports, reports and run-directory snapshots. Ray's start and
+stop are also timed alone (started as the sweep starts it) to tell the per-sweep part from the per-trial part.
+With several seeds a TorchTrainer runs them in parallel while the bare loop runs them in turn, so the
+difference then mixes parallelism into the overhead. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+import torch
+from learner import commit  # bench/learner.py (this script's folder is on sys.path when it runs)
+
+from erdiff import results
+from erdiff.errors import ErdiffError
+from erdiff.tasks import get_task, load_task_dataset
+from erdiff.train import train
+from tune.snapshots import seed_dir_name
+from tune.spec import SweepSpec, parse_spec
+from tune.sweep import connect, run_sweep
+
+TRAINABLES = ("train", "function")
+
+
+def bench_spec(args: argparse.Namespace, trainable: str) -> SweepSpec:
+    """A one-trial spec of the benchmark's config: an empty grid on one task."""
+    return parse_spec({
+        "name": f"bench-{trainable}", "tasks": [args.task], "seeds": args.seeds, "trainable": trainable,
+        "config": {"agent": {"num_critics": args.critics, "hidden_dim": args.hidden},
+                   "train": {"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+                             "eval_every": args.eval_every, "eval_episodes": args.eval_episodes}},
+        "objective": {"last_k": 1}, "resources": {"cpu": args.cpu}, "concurrency": 1,
+    }, source="bench/sweep.py")
+
+
+def run_bare(spec: SweepSpec, out_dir: Path) -> float:
+    """Seconds to train every seed of the spec's one trial with ``train`` directly, one after another."""
+    (plan,) = spec.trials()
+    start = time.perf_counter()
+    for seed in spec.seeds:
+        train(spec.seed_config(plan.task, plan.params, seed, plan.name), out_dir / seed_dir_name(seed),
+              progress=False)
+    return time.perf_counter() - start
+
+
+def learned_metrics(run_dir: Path) -> list[dict]:
+    """The run's metric records without wall times: equal for equal training on CPU."""
+    return [{key: value for key, value in record.items() if key != "time_s"}
+            for record in results.read_metrics(run_dir)]
+
+
+def time_ray_start_stop() -> tuple[float, float]:
+    """Seconds to start a local Ray the way a sweep does, and to shut it down."""
+    start = time.perf_counter()
+    connect(None)
+    started = time.perf_counter()
+    ray.shutdown()
+    return started - start, time.perf_counter() - started
+
+
+def run(args: argparse.Namespace, work_dir: Path) -> dict:
+    get_task(args.task)  # an unknown task fails here, before anything is timed
+    load_task_dataset(args.task)  # a local task's dataset is generated once, off the clock
+    specs = {trainable: bench_spec(args, trainable) for trainable in args.trainables}
+    reference = next(iter(specs.values()))
+    load_before = os.getloadavg()
+    run_bare(reference, work_dir / "bare-warmup")
+    bare = [run_bare(reference, work_dir / f"bare-{repeat}") for repeat in range(args.repeats)]
+    bare_metrics = {seed: learned_metrics(work_dir / "bare-0" / seed_dir_name(seed)) for seed in reference.seeds}
+    ray_times = [time_ray_start_stop() for _ in range(args.repeats)]
+    ray_start_s = min(start for start, _ in ray_times)
+    ray_stop_s = min(stop for _, stop in ray_times)
+
+    sweeps = {}
+    for trainable, spec in specs.items():
+        seconds, matches = [], True
+        (plan,) = spec.trials()
+        for repeat in range(args.repeats):
+            out = work_dir / f"sweep-{trainable}-{repeat}"
+            start = time.perf_counter()
+            status = run_sweep(spec, out)
+            seconds.append(time.perf_counter() - start)
+            if status != 0:
+                raise SystemExit(f"the {trainable} sweep failed (exit status {status}); its results are in {out}")
+            matches &= all(learned_metrics(out / "trials" / plan.name / seed_dir_name(seed)) == bare_metrics[seed]
+                           for seed in spec.seeds)
+        overhead = min(seconds) - min(bare)
+        sweeps[trainable] = {
+            "seconds": min(seconds), "seconds_all": seconds, "overhead_s": overhead,
+            "overhead_per_trial_s": overhead, "overhead_per_seed_s": overhead / len(spec.seeds),
+            "overhead_without_ray_start_stop_s": overhead - ray_start_s - ray_stop_s, "matches_bare": matches,
+        }
+    return {
+        "bare_s": min(bare), "bare_s_all": bare, "ray_start_s": ray_start_s, "ray_stop_s": ray_stop_s,
+        "sweeps": sweeps,
+        "task": args.task, "seeds": args.seeds, "trials": 1, "epochs": args.epochs,
+        "steps_per_epoch": args.steps_per_epoch, "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
+        "critics": args.critics, "hidden": args.hidden, "cpu_per_seed": args.cpu, "repeats": args.repeats,
+        "cpus": os.cpu_count(), "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg()),
+        "ray": ray.__version__, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+        "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="toy")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds of the one trial")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--steps-per-epoch", type=int, default=50)
+    parser.add_argument("--eval-every", type=int, default=2, help="epochs between evaluations (= sweep reports)")
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--critics", type=int, default=4, help="ensemble size M")
+    parser.add_argument("--hidden", type=int, default=32, help="hidden width of actor and critics")
+    parser.add_argument("--cpu", type=float, default=1.0,
+                        help="CPUs per seed worker (resources.cpu; torch threads = its integer part, at least 1)")
+    parser.add_argument("--trainables", nargs="+", choices=TRAINABLES, default=list(TRAINABLES))
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs of each; the fastest is reported")
+    parser.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    args = parser.parse_args(argv)
+    for name in ("seeds", "epochs", "steps_per_epoch", "eval_every", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if os.environ.get("RAY_ADDRESS"):
+        parser.error("RAY_ADDRESS is set: the sweep would join that cluster; unset it to measure a local Ray")
+    # A private Ray temp dir (short: Ray's socket paths are length-limited) keeps this Ray apart from others.
+    work_dir = Path(tempfile.mkdtemp(prefix="erb-", dir="/tmp"))
+    os.environ.setdefault("RAY_TMPDIR", str(work_dir / "ray"))
+    try:
+        result = run(args, work_dir)
+    except ErdiffError as err:  # an unknown task or a spec that does not fit this machine: one line
+        parser.error(str(err))
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    rows = [("bare train, all seeds", f"{result['bare_s']:.2f} s"),
+            ("local Ray start / stop", f"{result['ray_start_s']:.2f} s / {result['ray_stop_s']:.2f} s")]
+    for trainable, sweep in result["sweeps"].items():
+        rows += [(f"sweep ({trainable})", f"{sweep['seconds']:.2f} s"),
+                 (f"  overhead per trial ({trainable})", f"{sweep['overhead_per_trial_s']:.2f} s"),
+                 (f"  overhead per seed ({trainable})", f"{sweep['overhead_per_seed_s']:.2f} s"),
+                 (f"  without Ray start/stop ({trainable})", f"{sweep['overhead_without_ray_start_stop_s']:.2f} s"),
+                 (f"  metrics equal to bare ({trainable})", str(sweep["matches_bare"]))]
+    rows.append(("config", f"{args.task} seeds={args.seeds} epochs={args.epochs}x{args.steps_per_epoch} "
+                           f"eval_every={args.eval_every} M={args.critics} hidden={args.hidden} cpu={args.cpu} "
+                           f"load {result['load_avg_before'][0]:.2f} -> {result['load_avg_after'][0]:.2f}"))
+    width = max(len(name) for name, _ in rows)
+    print()
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

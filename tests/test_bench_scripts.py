@@ -1,0 +1,112 @@
+"""The benchmark scripts bench/eval.py and bench/sweep.py, run with tiny settings on real envs and a real local Ray.
+
+bench/eval.py runs in this process (its main takes argv); bench/sweep.py runs as a subprocess so that its
+local Ray lives and dies with that process. The sweep benchmark's full run is slow (`pytest -m slow`).
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+MODE_KEYS = {"seconds", "episodes_per_s", "env_steps", "env_steps_per_s", "policy_calls", "return_mean"}
+
+
+@pytest.fixture
+def eval_script(monkeypatch):
+    """bench/eval.py as a module; its folder on sys.path as when it runs (it imports bench/learner.py).
+
+    The runs use one torch thread (tiny networks: a second thread only adds contention); the test process's
+    thread count is restored afterwards.
+    """
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("bench_eval", BENCH / "eval.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+    yield module
+    torch.set_num_threads(threads)
+
+
+def run_eval(eval_script, tmp_path, *args: str) -> dict:
+    out = tmp_path / "eval.json"
+    tiny = ["--episodes", "3", "--critics", "2", "--candidates", "4", "--T", "3", "--threads", "1"]
+    assert eval_script.main([*tiny, *args, "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_eval_counts_full_length_episodes_in_both_modes(eval_script, tmp_path, capsys):
+    result = run_eval(eval_script, tmp_path, "--tasks", "hopper-medium-v2", "pendulum-medium", "--max-steps", "15")
+    assert set(result["tasks"]) == {"hopper-medium-v2", "pendulum-medium"}
+    for outcome in result["tasks"].values():
+        assert MODE_KEYS <= set(outcome["vectorized"]) and MODE_KEYS <= set(outcome["one_at_a_time"])
+        # Episodes never end early, so both modes step 3 x 15 times; together it takes 15 calls, alone 45.
+        assert outcome["vectorized"]["env_steps"] == outcome["one_at_a_time"]["env_steps"] == 45
+        assert outcome["vectorized"]["policy_calls"] == 15
+        assert outcome["one_at_a_time"]["policy_calls"] == 45
+        assert outcome["speedup"] == pytest.approx(
+            outcome["one_at_a_time"]["seconds"] / outcome["vectorized"]["seconds"])
+        assert outcome["policy_call_s_batch_1"] > 0 and outcome["policy_call_s_batch_n"] > 0
+    assert result["tasks"]["hopper-medium-v2"]["env_id"] == "erdiff-bench/Hopper-15steps-full-v4"
+    for key in ("episodes", "critics", "T", "max_steps", "commit", "torch", "load_avg_before", "date"):
+        assert key in result
+    assert "speed-up" in capsys.readouterr().out
+
+
+def test_eval_terminate_keeps_hopper_falls(eval_script, tmp_path):
+    # An untrained agent makes Hopper fall long before 300 steps once its own termination is on.
+    result = run_eval(eval_script, tmp_path, "--tasks", "hopper-medium-v2", "--max-steps", "300", "--terminate")
+    outcome = result["tasks"]["hopper-medium-v2"]
+    assert outcome["env_id"] == "erdiff-bench/Hopper-300steps-v4"
+    assert outcome["one_at_a_time"]["env_steps"] < 3 * 300
+    assert outcome["vectorized"]["policy_calls"] < 300
+
+
+def test_eval_rejects_unknown_task_and_bad_counts(eval_script, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        eval_script.main(["--tasks", "no-such-task"])
+    assert exit_info.value.code == 2
+    assert "unknown task 'no-such-task'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        eval_script.main(["--episodes", "0"])
+    assert "--episodes must be at least 1" in capsys.readouterr().err
+
+
+def run_sweep_script(tmp_path, *args: str, ray_address: str | None = None) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    environment.update(ERDIFF_DATA_DIR=str(tmp_path / "data"), RAY_USAGE_STATS_ENABLED="0")
+    if ray_address:
+        environment["RAY_ADDRESS"] = ray_address
+    return subprocess.run([sys.executable, str(BENCH / "sweep.py"), *args], cwd=REPO, env=environment,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_sweep_refuses_a_ray_cluster_address(tmp_path):
+    finished = run_sweep_script(tmp_path, ray_address="127.0.0.1:6379")
+    assert finished.returncode == 2
+    assert "RAY_ADDRESS is set" in finished.stderr
+
+
+@pytest.mark.slow
+def test_sweep_reports_overheads_and_equal_metrics(tmp_path):
+    out = tmp_path / "sweep.json"
+    finished = run_sweep_script(tmp_path, "--epochs", "2", "--steps-per-epoch", "5", "--eval-every", "1",
+                                "--eval-episodes", "2", "--critics", "2", "--hidden", "16", "--json", str(out))
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert set(result["sweeps"]) == {"train", "function"}
+    for sweep in result["sweeps"].values():
+        assert sweep["matches_bare"] is True
+        assert sweep["overhead_s"] == pytest.approx(sweep["seconds"] - result["bare_s"])
+        assert sweep["overhead_per_seed_s"] == pytest.approx(sweep["overhead_s"])  # one seed
+    assert result["bare_s"] > 0 and result["ray_start_s"] > 0
+    for key in ("commit", "ray", "torch", "load_avg_before", "load_avg_after", "date", "seeds", "trials"):
+        assert key in result
+    assert "overhead per trial (train)" in finished.stdout
