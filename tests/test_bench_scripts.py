@@ -106,7 +106,9 @@ def test_sweep_reports_overheads_and_equal_metrics(tmp_path):
         assert sweep["matches_bare"] is True
         assert sweep["overhead_s"] == pytest.approx(sweep["seconds"] - result["bare_s"])
         assert sweep["overhead_per_seed_s"] == pytest.approx(sweep["overhead_s"])  # one seed
-    assert result["bare_s"] > 0 and result["ray_start_s"] > 0
+        assert sweep["overhead_without_ray_start_stop_s"] == pytest.approx(
+            sweep["overhead_s"] - sweep["ray_start_s"] - sweep["ray_stop_s"])
+    assert result["bare_s"] > 0
     for key in ("commit", "ray", "torch", "load_avg_before", "load_avg_after", "date", "seeds", "trials"):
         assert key in result
     assert "overhead per trial (train)" in finished.stdout
