@@ -7,6 +7,7 @@ default). Ray is imported inside the functions, so the ``erdiff`` command starts
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -83,6 +84,8 @@ class Cluster:
     def __init__(self, address: str | None):
         from ray.job_submission import JobSubmissionClient
 
+        # Ray's job client logs every closed log stream at INFO; erdiff prints the job's end itself.
+        logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
         self.address = resolve_address(address)
         self.token = find_auth_token()
         headers = self.token.headers() if self.token else None
