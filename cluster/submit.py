@@ -8,9 +8,11 @@ says what stays out of the upload) and is named erdiff-<spec>-<YYYYmmdd-HHMMSS>.
 --no-wait the command waits for the job and prints its status changes; the exit code is 0 only if the
 job succeeded. `erdiff jobs` lists, follows and stops jobs later.
 
-OUT is a path on the cluster: a directory every node sees (an NFS mount) or an object-store URI. It is
-required for a remote cluster; for a cluster on this machine (127.0.0.1 / localhost) it defaults to
-results/<spec name> in this checkout, where `erdiff sweep` would write.
+OUT is an absolute path on the cluster where the trials write their run directories (plain files): on a
+cluster of several nodes, a directory every node sees (an NFS mount). An object store (s3://) can hold the
+spec's `storage` (Tune's state and checkpoints) but not OUT. OUT is required for a remote cluster; for a
+cluster on this machine (127.0.0.1 / localhost) it defaults to results/<spec name> in this checkout, where
+`erdiff sweep` would write.
 
 The Ray auth token is sent when one is configured: $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token.
 """
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cluster.storage import check_out_dir_for_cluster
 from erdiff.errors import ErdiffError
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -39,8 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the cluster's Ray dashboard, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, "
                              "then $RAY_ADDRESS)")
     parser.add_argument("--out", default=None,
-                        help="where the sweep writes on the cluster: a shared directory (NFS) or a URI; required "
-                             "for a remote cluster (default for a local one: results/<spec name> here)")
+                        help="absolute path on the cluster for the run directories, shared by every node (NFS); "
+                             "required for a remote cluster (default for a local one: results/<spec name> here)")
     parser.add_argument("--resume", action="store_true", help="resume the sweep already in OUT")
     wait = parser.add_mutually_exclusive_group()
     wait.add_argument("--follow", action="store_true", help="print the job's output until it ends")
@@ -78,12 +81,11 @@ def results_location(out: str | None, address: str, working_dir: Path, name: str
     if out is None:
         if not is_local(address):
             raise SubmitError(f"--out is required for the remote cluster at {address}: give a directory every node "
-                              "sees (an NFS mount) or an object-store URI; without it results would stay in the "
-                              "job's temporary copy of the checkout")
+                              "sees (an NFS mount); without it results would stay in the job's temporary copy of "
+                              "the checkout")
         return str(working_dir / "results" / name)
-    if "://" not in out and not Path(out).is_absolute():
-        raise SubmitError(f"--out {out!r} must be an absolute path or a URI: a relative path would land in the job's "
-                          "temporary copy of the checkout on the cluster and be deleted with it")
+    # The form only: whether every node sees it is checked on the cluster, by the sweep, against its mounts.
+    check_out_dir_for_cluster(out, num_nodes=1)
     return out
 
 

@@ -6,7 +6,13 @@ for mounts this machine does not have (NFS).
 
 import pytest
 
-from cluster.storage import SHARED_STORAGE_ENV, StorageError, check_storage_for_cluster, filesystem_of
+from cluster.storage import (
+    SHARED_STORAGE_ENV,
+    StorageError,
+    check_out_dir_for_cluster,
+    check_storage_for_cluster,
+    filesystem_of,
+)
 
 MOUNTS = """\
 overlay / overlay rw,relatime 0 0
@@ -84,3 +90,18 @@ def test_relative_path_is_refused_even_on_one_node():
 def test_shared_storage_can_be_declared(monkeypatch, mounts):
     monkeypatch.setenv(SHARED_STORAGE_ENV, "1")
     check_storage_for_cluster("/home/me/results", num_nodes=2, mounts_file=mounts)
+
+
+def test_out_dir_on_nfs_passes_and_on_a_local_disk_is_refused_with_nfs_advice(mounts):
+    check_out_dir_for_cluster("/mnt/shared/results/quickstart", num_nodes=4, mounts_file=mounts)
+    check_out_dir_for_cluster("/home/me/results", num_nodes=1, mounts_file=mounts)
+    with pytest.raises(StorageError) as caught:
+        check_out_dir_for_cluster("/home/me/results", num_nodes=4, mounts_file=mounts)
+    message = str(caught.value)
+    assert "'overlay'" in message and "4 nodes" in message and "NFS" in message and "S3" not in message
+
+
+@pytest.mark.parametrize("out, expected", [("s3://bucket/results", "plain files"), ("results", "absolute path")])
+def test_out_dir_must_be_an_absolute_path(out, expected):
+    with pytest.raises(StorageError, match=expected):
+        check_out_dir_for_cluster(out, num_nodes=1)

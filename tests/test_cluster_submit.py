@@ -12,6 +12,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from cluster import auth, client, runtime_env, submit
+from cluster.storage import StorageError
 from erdiff.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,14 +100,15 @@ def test_results_default_to_the_checkout_only_for_a_local_cluster():
         submit.results_location(None, "http://10.0.0.5:8265", ROOT, "quick")
 
 
-@pytest.mark.parametrize("out", ["/mnt/nfs/results/quick", "s3://bucket/quick"])
-def test_absolute_or_uri_out_is_passed_on(out):
-    assert submit.results_location(out, "http://10.0.0.5:8265", ROOT, "quick") == out
+def test_an_absolute_out_is_passed_on():
+    assert submit.results_location("/mnt/nfs/quick", "http://10.0.0.5:8265", ROOT, "quick") == "/mnt/nfs/quick"
 
 
-def test_relative_out_is_refused():
-    with pytest.raises(submit.SubmitError, match="absolute path or a URI"):
-        submit.results_location("results/quick", "http://127.0.0.1:8265", ROOT, "quick")
+@pytest.mark.parametrize("out, expected", [("results/quick", "must be an absolute path"),
+                                           ("s3://bucket/quick", "must be a path")])
+def test_relative_or_uri_out_is_refused(out, expected):
+    with pytest.raises(StorageError, match=expected):
+        submit.results_location(out, "http://127.0.0.1:8265", ROOT, "quick")
 
 
 def test_submission_id_names_the_spec_and_the_time():
@@ -205,3 +207,15 @@ def test_follow_and_no_wait_exclude_each_other(capsys):
     with pytest.raises(SystemExit):
         main(["submit", "x.yaml", "--follow", "--no-wait"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_broken_spec_fails_before_anything_is_sent(clean_env, capsys, tmp_path, monkeypatch):
+    for name in ("pyproject.toml", "erdiff/__init__.py", "tune/__init__.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "sweep.yaml").write_text("name: broken\ntasks: [toy]\nseeds: -1\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["submit", "sweep.yaml", "--working-dir", str(tmp_path), "--address", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "sweep.yaml" in err and "seeds" in err
+    assert "cannot reach" not in err
