@@ -73,7 +73,12 @@ def connect(address: str | None) -> bool:
     """Connect to ``address``, to the job's cluster (RAY_ADDRESS) or start a local Ray; True if started here."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home
     if address:
-        ray.init(address=address)
+        try:
+            ray.init(address=address)
+        except ConnectionError as err:
+            raise SweepError(f"cannot connect to the Ray cluster at {address} ({err}); a cluster of Ray 2.59 or "
+                             "newer wants an auth token: set RAY_AUTH_MODE=token (the token is read from "
+                             "RAY_AUTH_TOKEN or ~/.ray/auth_token)") from err
         return False
     if os.environ.get("RAY_ADDRESS"):
         ray.init()  # inside `ray job submit`: the cluster's resources, not ours

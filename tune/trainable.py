@@ -97,17 +97,9 @@ def train_seed_worker(loop_config: dict) -> None:
     spec, trial = context.spec, loop_config["trial"]
     seed = spec.seeds[ray.train.get_context().get_world_rank()]
     run_dir = context.run_dir(trial, seed)
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        restore_run_dir(run_dir, None, seed)
-    else:
-        with checkpoint.as_directory() as snapshot:
-            restore_run_dir(run_dir, Path(snapshot), seed)
     config = spec.seed_config(loop_config["task"], loop_config["params"], seed, trial)
     planned = count_evaluations(config.train.epochs, config.train.eval_every)
-    restored = len(results.read_metrics(run_dir))
-    if restored < planned:
-        log_session(run_dir, restored)
+    restored = _restore_seeds(ray.train.get_checkpoint(), {seed: run_dir}, planned)
     if restored:
         # Every worker restored the same evaluation: report it again so that Tune sees the trial's state at
         # once, even when nothing is left to train (every worker reports the same number of times).
@@ -144,20 +136,9 @@ def run_seeds_in_process(config: dict, context: SweepContext) -> None:
     run_dirs = {seed: context.run_dir(trial, seed) for seed in spec.seeds}
     task, params = config["trial"]["task"], config["trial"]["params"]
     configs = {seed: spec.seed_config(task, params, seed, trial) for seed in spec.seeds}
-    checkpoint = ray.tune.get_checkpoint()
-    if checkpoint is None:
-        for seed, run_dir in run_dirs.items():
-            restore_run_dir(run_dir, None, seed)
-    else:
-        with checkpoint.as_directory() as snapshot:
-            for seed, run_dir in run_dirs.items():
-                restore_run_dir(run_dir, Path(snapshot), seed)
     first = configs[spec.seeds[0]]
     planned = count_evaluations(first.train.epochs, first.train.eval_every)
-    restored = len(results.read_metrics(run_dirs[spec.seeds[0]]))
-    if restored < planned:
-        for run_dir in run_dirs.values():
-            log_session(run_dir, restored)
+    restored = _restore_seeds(ray.tune.get_checkpoint(), run_dirs, planned)
 
     def reports() -> list[dict]:
         return [seed_report(run_dirs[seed], seed, spec.objective, planned) for seed in spec.seeds]
@@ -171,6 +152,23 @@ def run_seeds_in_process(config: dict, context: SweepContext) -> None:
                   on_evaluation=lambda record, run_dir: True)  # stop after one evaluation period
         with staged_snapshot(run_dirs) as snapshot:
             ray.tune.report(aggregate(reports()), checkpoint=ray.tune.Checkpoint.from_directory(snapshot))
+
+
+def _restore_seeds(checkpoint, run_dirs: dict[int, Path], planned: int) -> int:
+    """Set the seeds' run directories to the trial's latest checkpoint (afresh without one, see
+    tune.snapshots); log who trains them from there; return the number of evaluations restored."""
+    if checkpoint is None:
+        for seed, run_dir in run_dirs.items():
+            restore_run_dir(run_dir, None, seed)
+    else:
+        with checkpoint.as_directory() as snapshot:
+            for seed, run_dir in run_dirs.items():
+                restore_run_dir(run_dir, Path(snapshot), seed)
+    restored = len(results.read_metrics(next(iter(run_dirs.values()))))  # the same for every seed
+    if restored < planned:
+        for run_dir in run_dirs.values():
+            log_session(run_dir, restored)
+    return restored
 
 
 def _quiet_report_logs() -> None:
