@@ -7,9 +7,10 @@ the resources of one seed worker. Example (``tune/configs/quickstart.yaml``)::
     name: quickstart
     tasks: [toy]
     seeds: 2                       # a count (seeds 0..n-1) or a list of seeds
+    trainable: train               # a TorchTrainer per trial, one worker per seed (or: function)
     config:                        # fixed config, on top of each task's preset
       agent: {num_critics: 4, hidden_dim: 32}
-      train: {epochs: 20, steps_per_epoch: 20, eval_every: 4}
+      train: {epochs: 20, steps_per_epoch: 20, eval_every: 4, eval_episodes: 10}
     search:
       mode: grid                   # grid | optuna | random
       space:                       # dotted learner config fields
