@@ -323,19 +323,19 @@ def parse_override_args(argv: list[str]) -> dict[str, str]:
     return overrides
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping with a clear error for a missing or malformed file."""
+def load_yaml(path: str | Path, what: str = "config file", error: type[ErdiffError] = ConfigError) -> dict:
+    """Read a YAML mapping; a missing or malformed file raises ``error`` naming ``what`` and the path."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise error(f"{what} {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+        raise error(f"{what} {path} is not valid YAML: {err}") from err
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level, got {type(data).__name__}")
+        raise error(f"{what} {path} must hold a mapping at the top level, got {type(data).__name__}")
     return data
 
 

@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 import numpy as np
-import yaml
 
-from erdiff.config import SECTIONS, Config, ConfigError, make_config, merge
+from erdiff.config import SECTIONS, Config, ConfigError, load_yaml, make_config, merge
 from erdiff.errors import ErdiffError
 from erdiff.presets import PRESETS
 from erdiff.results import METRIC_KEYS
@@ -254,14 +253,7 @@ def _sample(space: dict[str, Dimension], rng: np.random.Generator) -> dict[str, 
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate the sweep spec at ``path``."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"sweep spec {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SpecError(f"sweep spec {path} is not valid YAML: {err}") from err
-    return parse_spec(data, source=str(path))
+    return parse_spec(load_yaml(path, "sweep spec", SpecError), source=str(path))
 
 
 def parse_spec(data: Any, source: str = "spec") -> SweepSpec:
