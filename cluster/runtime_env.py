@@ -6,9 +6,10 @@ the variables every job gets come from ``cluster/runtime_env.yaml``, the same fi
 ``ray job submit --runtime-env cluster/runtime_env.yaml`` line uses, so both ways submit the same job.
 
 Python requirements are the project's own (its dependencies plus the chosen extras, read from the installed
-package's metadata) unless the cluster image already has them (``--no-pip``). Ray installs them into a
-virtualenv that sees the image's packages (``--system-site-packages``), so requirements the image already
-satisfies are not downloaded again.
+package's metadata) unless the cluster image already has them (``--no-pip``). For each distinct requirement
+list Ray makes a virtualenv per node that starts from the cluster Python's packages (``--system-site-packages``,
+or a full copy when that Python is itself a virtualenv: 1.6 GB and 9 s for this project's .venv), so
+requirements already satisfied are not downloaded again.
 """
 
 from __future__ import annotations
