@@ -82,7 +82,10 @@ class Cluster:
     """A connection to one cluster's job server, every call wrapped in :func:`ray_errors`."""
 
     def __init__(self, address: str | None):
-        from ray.job_submission import JobSubmissionClient
+        try:
+            from ray.job_submission import JobSubmissionClient
+        except ImportError as err:
+            raise ClusterError("talking to a Ray cluster needs Ray's job client: pip install -e '.[tune]'") from err
 
         # Ray's job client logs every closed log stream at INFO; erdiff prints the job's end itself.
         logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)

@@ -3,6 +3,7 @@ the runtime environment, the job's name, entrypoint and results location, the ad
 
 import os
 import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -219,3 +220,9 @@ def test_a_broken_spec_fails_before_anything_is_sent(clean_env, capsys, tmp_path
     err = capsys.readouterr().err
     assert "sweep.yaml" in err and "seeds" in err
     assert "cannot reach" not in err
+
+
+def test_without_rays_job_client_the_commands_say_what_to_install(clean_env, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray.job_submission", None)  # makes the import fail like a missing package
+    assert main(["jobs", "list", "--address", "http://127.0.0.1:9"]) == 2
+    assert "needs Ray's job client: pip install -e '.[tune]'" in capsys.readouterr().err
