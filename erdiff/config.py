@@ -143,7 +143,7 @@ class TrainConfig:
     reward_tune: str = "no"
     """reward transform applied to the dataset: no | cql_antmaze | normalize | iql_antmaze | iql_locomotion"""
     dataset: str | None = None
-    """path of a D4RL-format HDF5 file to train on instead of the task's own dataset"""
+    """a D4RL-format HDF5 file, or minari:<dataset id>, to train on instead of the task's own dataset"""
     device: str = "auto"
     """torch device: auto (cuda if available), cpu, cuda, cuda:N"""
     gpu_memory_fraction: float | None = None

@@ -128,12 +128,19 @@ def is_run_dir(path: str | Path) -> bool:
         (Path(path) / METRICS_FILE).is_file() or (Path(path) / SUMMARY_FILE).is_file())
 
 
+def is_checkpoint_copy(path: Path, root: Path) -> bool:
+    """Whether ``path`` lies in a Ray checkpoint folder (``checkpoint_*``) below ``root``: sweeps keep copies of
+    run directories there, which are snapshots for restarts, not runs of their own."""
+    return any(part.startswith("checkpoint_") for part in path.relative_to(root).parts)
+
+
 def find_run_dirs(root: str | Path) -> list[Path]:
-    """Every run directory at or below ``root``, sorted."""
+    """Every run directory at or below ``root``, sorted; Ray's checkpoint copies are skipped."""
     root = Path(root)
     if is_run_dir(root):
         return [root]
-    return sorted(p.parent for p in root.rglob(CONFIG_FILE) if is_run_dir(p.parent))
+    return sorted(p.parent for p in root.rglob(CONFIG_FILE)
+                  if is_run_dir(p.parent) and not is_checkpoint_copy(p.parent, root))
 
 
 def summarize(records: list[dict], last_k: int, key: str = "normalized_score_mean") -> dict:

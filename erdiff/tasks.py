@@ -150,15 +150,31 @@ def local_dataset_path(name: str) -> Path:
     return path
 
 
+MINARI_PREFIX = "minari:"
+"""``train.dataset`` values starting with this name a Minari dataset id instead of an HDF5 file."""
+
+
 def load_task_dataset(name: str, path: str | Path | None = None) -> dict[str, np.ndarray]:
     """Q-learning transitions of task ``name`` (float32 observations, actions, next_observations,
     rewards [N], terminals [N]), as d4rl.qlearning_dataset builds them.
 
-    ``path`` (a D4RL-format HDF5 file) replaces the task's own dataset; its sizes must fit the task.
+    ``path`` replaces the task's own dataset: a D4RL-format HDF5 file, or ``minari:<dataset id>`` for a Minari
+    dataset on this machine (AntMaze observations flattened in D4RL's order); its sizes must fit the task.
     """
-    from erdiff.data.d4rl import qlearning_dataset, read_d4rl_hdf5
+    from erdiff.data.d4rl import DatasetError, qlearning_dataset, read_d4rl_hdf5
 
     task = get_task(name)
+    if isinstance(path, str) and path.startswith(MINARI_PREFIX):
+        from erdiff.data.minari_io import D4RL_ANTMAZE_OBS_KEYS, load_minari_transitions
+
+        dataset_id = path[len(MINARI_PREFIX):]
+        obs_keys = D4RL_ANTMAZE_OBS_KEYS if task.domain == "antmaze" else None
+        transitions = load_minari_transitions(dataset_id, obs_keys)
+        sizes = (transitions["observations"].shape[1], transitions["actions"].shape[1])
+        if sizes != (task.obs_dim, task.act_dim):
+            raise DatasetError(f"Minari dataset {dataset_id}: observations/actions have sizes {sizes}, "
+                               f"task {name} expects ({task.obs_dim}, {task.act_dim})")
+        return transitions
     if path is None:
         if task.domain == "local":
             path = local_dataset_path(name)

@@ -105,3 +105,12 @@ def test_out_dir_on_nfs_passes_and_on_a_local_disk_is_refused_with_nfs_advice(mo
 def test_out_dir_must_be_an_absolute_path(out, expected):
     with pytest.raises(StorageError, match=expected):
         check_out_dir_for_cluster(out, num_nodes=1)
+
+
+def test_sweep_refuses_an_object_store_out_before_starting_ray(tmp_path):
+    from tune.spec import load_spec
+    from tune.sweep import run_sweep
+
+    spec = load_spec("tune/configs/quickstart.yaml")
+    with pytest.raises(StorageError, match="must be a path on a filesystem every node mounts"):
+        run_sweep(spec, "s3://bucket/results")

@@ -26,6 +26,7 @@ import ray
 import ray.tune
 import yaml
 
+from cluster.storage import URI_SCHEME, check_out_dir_for_cluster, check_storage_for_cluster
 from erdiff import results
 from erdiff.errors import ErdiffError
 from tune.aggregate import read_trial_records, trial_record, write_trial_record
@@ -44,6 +45,8 @@ class SweepError(ErdiffError):
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, resume: bool = False) -> int:
     """Run (or with ``resume`` continue) ``spec``; return 0 when every trial finished, 1 otherwise."""
+    if URI_SCHEME.match(str(out_dir)):  # refused on any cluster: run directories are plain files
+        check_out_dir_for_cluster(str(out_dir), num_nodes=1)
     context = SweepContext(spec, str(Path(out_dir).resolve()), spec.storage_for(out_dir))
     experiment = f"{context.storage}/{spec.name}"
     _check_results_folder(context, experiment, resume)
@@ -52,6 +55,10 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     started_here = connect(address)
     try:
+        # Before anything is written: on several nodes, run directories and Tune state need shared storage.
+        num_nodes = sum(1 for node in ray.nodes() if node["Alive"])
+        check_out_dir_for_cluster(context.out_dir, num_nodes)
+        check_storage_for_cluster(context.storage, num_nodes)
         shortage = check_cluster_fits(spec, ray.cluster_resources(), local=started_here)
         if shortage:
             print(f"warning: {shortage}; its trials wait until the cluster grows", file=sys.stderr)
