@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from erdiff.config import AgentConfig
-from erdiff.critic import EnsembleCritic, pessimistic_value
+from erdiff.critic import EnsembleCritic, lower_confidence_bound, pessimistic_value
 from erdiff.policy import DiffusionPolicy
 
 
@@ -144,13 +144,15 @@ class ERDiffAgent(nn.Module):
     @torch.no_grad()
     def select_actions(self, states: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Evaluation-time action selection (method.md §1.7): for each state draw ``eval_candidates`` actions
-        from the current (non-EMA) actor, score them with the target critic's LCB (or min), and pick one by
-        softmax over the scores (official) or by argmax."""
+        from the current (non-EMA) actor, score them with the target critic's LCB, and pick one by softmax over
+        the scores (official) or by argmax. As in the official code the scores are the LCB whatever
+        ``agent.pessimism`` is (a single critic's own value when M = 1)."""
         config = self.config
         num_states, num_candidates = states.shape[0], config.eval_candidates
         repeated = states.repeat_interleave(num_candidates, dim=0)
         candidates = self.actor.sample(repeated, generator=generator)
-        scores = pessimistic_value(self.critic_target(repeated, candidates), config.pessimism, config.lcb_coef)
+        q = self.critic_target(repeated, candidates)
+        scores = lower_confidence_bound(q, config.lcb_coef) if q.shape[1] > 1 else q[:, 0]
         scores = scores.view(num_states, num_candidates)
         if config.eval_selection == "softmax":
             chosen = torch.multinomial(F.softmax(scores, dim=-1), 1, generator=generator).squeeze(-1)

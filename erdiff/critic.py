@@ -5,8 +5,10 @@ weights are stacked on a leading axis of size M and evaluated with batched matri
 of 64 critics costs a handful of kernels, not 64 forward passes. The first layer reads the same input for
 every member, so that input is broadcast over the members rather than copied M times.
 
-Initialisation is EDAC-style: hidden weights like ``nn.Linear``'s default (U(±1/sqrt(fan_in))), hidden
-biases 0.1, last layer weights and biases U(±3e−3).
+Initialisation is EDAC-style, as the official code does it: hidden weights U(±1/sqrt(out)), hidden biases 0.1,
+last layer weights and biases U(±3e−3). (The official code calls ``kaiming_uniform_`` on each member's
+[in, out] weight matrix, and torch reads the fan-in of a matrix from its second dimension, so the bound is
+1/sqrt(out), not 1/sqrt(in); this matters for the first layer only.)
 
 Speed: at M = 64 the hidden activations are [64, 256, 256] tensors, and element-wise work on them (bias add,
 Mish and its gradient) costs as much as the matrix products. Eagerly, Mish(z + b) is aten's one-pass Mish
@@ -63,7 +65,7 @@ class EnsembleCritic(nn.Module):
                 weight.uniform_(-3e-3, 3e-3)
                 bias.uniform_(-3e-3, 3e-3)
             else:
-                bound = 1.0 / math.sqrt(weight.shape[1])
+                bound = 1.0 / math.sqrt(weight.shape[2])  # 1/sqrt(out): see the module docstring
                 weight.uniform_(-bound, bound)
                 bias.fill_(0.1)
 

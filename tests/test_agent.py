@@ -107,8 +107,10 @@ def test_official_learning_rate_schedule_is_nearly_constant():
     assert learning_rate_factor("constant", 5, 10, 1, 1) == 1.0
 
 
-def test_evaluation_selects_by_lcb():
-    agent = make_agent(eval_candidates=20, eval_selection="argmax")
+@pytest.mark.parametrize("pessimism", ["lcb", "min"])
+def test_evaluation_selects_by_lcb(pessimism):
+    """Candidates are scored by the target critic's LCB, with either actor-side pessimism (official)."""
+    agent = make_agent(eval_candidates=20, eval_selection="argmax", pessimism=pessimism)
     states = torch.randn(5, 3)
     torch.manual_seed(0)
     chosen = agent.select_actions(states)

@@ -45,7 +45,7 @@ def test_edac_initialisation():
     critic = EnsembleCritic(11, 3, num_critics=64, hidden_dim=256)
     for layer in range(3):
         assert torch.all(critic.biases[layer] == 0.1)
-        bound = 1 / np.sqrt(critic.weights[layer].shape[1])
+        bound = 1 / np.sqrt(critic.weights[layer].shape[2])  # the official code's 1/sqrt(out)
         assert critic.weights[layer].abs().max() <= bound
         assert critic.weights[layer].abs().max() > 0.9 * bound
     assert critic.weights[3].abs().max() <= 3e-3 and critic.biases[3].abs().max() <= 3e-3
