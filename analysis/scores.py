@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.collect import CollectError, Collection, Run, describe, domain_of
+from analysis.collect import PRESET_LABEL, CollectError, Collection, Run, describe, domain_of
 from erdiff.results import summarize
 
 SELECTIONS = ("last", "best", "last-k")
@@ -51,10 +51,23 @@ def _label_value(run: Run, field: str) -> str:
 
 
 def column_label(run: Run, fields: tuple[str, ...] = ()) -> str:
-    """The table column of a run: its configuration, or the values of the fields the user named."""
+    """The table column of a run: the values of ``fields`` (chosen by the user, or the fields that tell the
+    configurations apart), else its configuration as it differs from the task's preset."""
     if not fields:
         return describe(run.identity)
     return ", ".join(_label_value(run, f) for f in fields)
+
+
+def distinguishing_fields(runs: list[Run]) -> tuple[tuple[str, ...], dict]:
+    """The configuration fields whose values differ between runs, and the settings all runs share (a sweep's
+    fixed config), so columns are named by what varies; ((), {}) when there is a single configuration."""
+    identities = [run.identity for run in runs]
+    if len({tuple(sorted(i.items())) for i in identities}) < 2:
+        return (), {}
+    keys = set().union(*identities)
+    shared = {k: identities[0][k] for k in keys
+              if all(k in i and i[k] == identities[0][k] for i in identities)}
+    return tuple(sorted(keys - set(shared))), shared
 
 
 def check_fields(collection: Collection, fields, what: str = "label field") -> None:
@@ -82,8 +95,14 @@ def seed_scores(collection: Collection, select: str = "last", k: int = 5, label_
     check_fields(collection, label_fields)
     notes: list[Note] = []
     candidates: dict[tuple, list[Run]] = defaultdict(list)
+    column_fields = label_fields
+    if not label_fields:
+        column_fields, shared = distinguishing_fields(collection.runs)
+        if shared:
+            notes.append(Note(f"every column also has {describe(shared)}"))
     for run in collection.runs:
-        column = column_label(run, label_fields)
+        at_preset = not label_fields and not run.identity  # the paper's settings keep their own name
+        column = PRESET_LABEL if at_preset else column_label(run, column_fields)
         where = dict(task=run.task, column=column)
         if not run.complete:
             if include_incomplete and run.state != "unreadable":
