@@ -9,7 +9,8 @@ the goal, 15% successful episodes). Variants (:data:`VARIANTS`), all on each tas
 
 * ``method``: α = 0.01, M critics read by their LCB (β = 4);
 * ``alpha=0``: the same without the entropy term;
-* ``M=2,min``: α = 0.01 with two critics read by their minimum;
+* ``M=2,min``: α = 0.01 with two critics read by their minimum (the actor's view; evaluation scores candidates
+  by the LCB whatever the pessimism, as the official code does);
 * ``BC``: η = α = 0, and one candidate action at evaluation, so the Q-ensemble plays no part: the diffusion
   policy alone clones the data.
 
@@ -97,22 +98,25 @@ def dataset_scores(task: str) -> tuple[float, float]:
     return float(scores.mean()), float(scores.std())
 
 
-def machine_line() -> str:
+def source_line() -> str:
+    """The commit the runs are trained from (and whether the learner or this benchmark has local changes)."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "erdiff", "bench/learning"], cwd=REPO,
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "erdiff", "bench/learning/run.py"], cwd=REPO,
                            capture_output=True, text=True).stdout.strip()
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"commit {commit}{' (with uncommitted changes)' if dirty else ''}; {platform.processor() or 'cpu'}, "
-            f"{os.cpu_count()} cores, load average now {load}")
+    return f"commit {commit}{' with uncommitted changes' if dirty else ''}"
 
 
-def report(out: Path, wall_s: float | None) -> str:
+def load_line() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def report(out: Path, source: str, wall_s: float, load_at_start: str) -> str:
     """The benchmark's Markdown: setup, one table per statistic, the datasets' own levels."""
-    lines = ["# Learning benchmark results", "", machine_line() + ".",
-             f"Budget: {BUDGET}.", f"Variants: {VARIANTS}.", ""]
-    if wall_s is not None:
-        lines.append(f"Wall time of this invocation: {wall_s / 60:.1f} min.\n")
+    lines = ["# Learning benchmark results", "",
+             f"Trained from {source}; {platform.processor() or 'cpu'}, {os.cpu_count()} cores.",
+             f"Wall time {wall_s / 60:.1f} min; load average (1, 5, 15 min) {load_at_start} at the start, "
+             f"{load_line()} at the end.", "", f"Budget: {BUDGET}.", "", f"Variants: {VARIANTS}.", ""]
     for select in ("last-k", "best"):
         table = make_table(out, select=select, k=LAST_K, label_fields=("tags.variant",), published=False)
         lines.append(render.to_markdown(table))
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.workers < 1:
         parser.error("--seeds and --workers must be at least 1")
-    start = time.perf_counter()
+    start, source, load_at_start = time.perf_counter(), source_line(), load_line()
     try:
         for task in TASKS:
             local_dataset_path(task)  # generate once here, not in every worker
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             for future in futures:
                 run_dir, seconds = future.result()
                 print(f"done {run_dir} in {seconds:.0f} s", flush=True)
-        text = report(args.out, time.perf_counter() - start)
+        text = report(args.out, source, time.perf_counter() - start, load_at_start)
     except ErdiffError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
