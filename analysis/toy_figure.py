@@ -87,24 +87,16 @@ COLORS = {"diffusion-ql": "tab:blue", "entropy": "tab:orange", "erdiff": "tab:gr
 # Runs
 
 
-def is_checkpoint_copy(run: Run) -> bool:
-    """Whether the run directory is a copy Ray Train keeps of a sweep's run (``<storage>/train/<trial>/
-    checkpoint_<time>/seed_<k>``, see tune.snapshots), not the run itself (``<out>/trials/<trial>/seed_<k>``)."""
-    return any(part.startswith("checkpoint_") for part in run.name.split("/"))
-
-
 def variant_runs(results_dir: str | Path) -> tuple[dict[str, list[Run]], list[str]]:
     """The completed runs of each variant under ``results_dir``, one per seed, and notes on every run left out.
 
-    Ray's checkpoint copies of sweep runs are skipped without a note; a seed found twice in one variant keeps
-    its first run directory by name, and the note names the others.
+    A seed found twice in one variant keeps its first run directory by name; the note names the others (Ray's
+    checkpoint copies of sweep runs are never seen: :func:`erdiff.results.find_run_dirs` skips them).
     """
     collection = collect(results_dir)
     groups: dict[str, list[Run]] = {variant.name: [] for variant in VARIANTS}
     notes = list(collection.notes)
     for run in collection.runs:
-        if is_checkpoint_copy(run):
-            continue
         variant = next((v for v in VARIANTS if v.matches(run.config)), None)
         if variant is None:
             notes.append(f"ignored {run.name}: not a toy run of a Figure 1 variant")
@@ -185,7 +177,13 @@ def optimal_q(actions: np.ndarray, discount: float) -> np.ndarray:
     return reward(actions) + discount * reward(actions[:, None] + second[None, :]).max(axis=1)
 
 
-def q_curves(run: Run, run_dir: Path, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def run_path(results_dir: str | Path, run: Run) -> Path:
+    """A collected run's directory: its name is its path below the results folder, prefixed by the folder's own
+    name (:func:`analysis.collect.collect`)."""
+    return Path(results_dir).resolve().parent / run.name
+
+
+def q_curves(run_dir: Path, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ensemble mean, LCB) of Q(0, a) over ``actions`` from the critic in the run's final checkpoint."""
     from erdiff.agent import ERDiffAgent
     from erdiff.checkpoint import load_checkpoint
@@ -212,7 +210,7 @@ def return_curves(runs: list[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return epochs, values.mean(axis=0), values.std(axis=0)
 
 
-def draw_figure(groups: dict[str, list[Run]], run_dirs: dict[str, Path], out_dir: Path) -> list[Path]:
+def draw_figure(groups: dict[str, list[Run]], results_dir: Path, out_dir: Path) -> list[Path]:
     """The three panels, written as PNG and PDF into ``out_dir``; returns the paths."""
     from erdiff.envs.toy import reward
     from erdiff.tasks import get_task
@@ -249,7 +247,7 @@ def draw_figure(groups: dict[str, list[Run]], run_dirs: dict[str, Path], out_dir
     centre.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
 
     actions = np.linspace(-1, 1, Q_GRID_POINTS)
-    curves = [q_curves(run, run_dirs[run.name], actions) for run in method_runs]
+    curves = [q_curves(run_path(results_dir, run), actions) for run in method_runs]
     for mean, lcb in curves:
         right.plot(actions, mean, color="tab:green", alpha=0.25, linewidth=0.8)
         right.plot(actions, lcb, color="tab:purple", alpha=0.25, linewidth=0.8)
@@ -292,13 +290,12 @@ def run_sweeps(results_dir: Path) -> None:
 def make_outputs(results_dir: Path, out_dir: Path, last_k: int) -> str:
     """Figure and table from the runs under ``results_dir``, written to ``out_dir``; returns the table text."""
     groups, notes = variant_runs(results_dir)
-    run_dirs = {run.name: Path(results_dir).resolve().parent / run.name for runs in groups.values() for run in runs}
     table = to_markdown(table_rows(groups, last_k))
     if notes:
         table += "\nNotes:\n" + "".join(f"- {note}\n" for note in notes)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / TABLE_FILE).write_text(table)
-    paths = draw_figure(groups, run_dirs, out_dir)
+    paths = draw_figure(groups, results_dir, out_dir)
     print(table)
     print("wrote", ", ".join(str(p) for p in [out_dir / TABLE_FILE, *paths]))
     return table
