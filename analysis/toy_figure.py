@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", nargs="?", type=Path,
                         help=f"results folder of the figure's runs (with --run: where they go; default "
                              f"{DEFAULT_RESULTS})")
-    parser.add_argument("--run", action="store_true", help="run the sweeps first (a few minutes to half an hour)")
+    parser.add_argument("--run", action="store_true", help="run the sweeps first (about 17 minutes on 2 CPU cores)")
     parser.add_argument("--out", type=Path, help="folder for the figure and table (default: the results folder)")
     parser.add_argument("--last-k", type=int, default=5, help="evaluations averaged in the last-k columns")
     args = parser.parse_args(argv)
