@@ -22,6 +22,7 @@ import torch
 
 from erdiff.agent import ERDiffAgent
 from erdiff.config import AgentConfig
+from erdiff.train import update_precision
 
 
 def critic_forward_flops(obs_dim: int, act_dim: int, critics: int, hidden: int = 256) -> int:
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> dict:
 
     def step() -> None:
         index = torch.randint(0, size, (args.batch,), device=device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bfloat16"):
+        with update_precision(device, args.dtype):
             agent.update({key: value[index] for key, value in data.items()})
 
     start = time.perf_counter()
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-q-backup", action="store_true")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                        help="bfloat16 runs the step under autocast (exploratory; float32 is the method's default)")
+                        help="bfloat16: the step under autocast, as train.precision bfloat16 (default float32)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                         help="compile the critic's fused bias+Mish (train.compile); --no-compile for eager")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

@@ -153,6 +153,10 @@ class TrainConfig:
     compile: bool = False
     """torch.compile the critic's fused bias+Mish (one kernel instead of several passes; same math): about 30%
     more steps/s at M = 64 on CPU, a few seconds of start-up; needs a C++ compiler on CPU"""
+    precision: str = "float32"
+    """float32 (the method's) | bfloat16: gradient steps under bfloat16 autocast (matrix products and the
+    activations after them in bfloat16; weights and optimizer state in float32; evaluation stays float32). About 2x
+    the steps/s at M = 64 on a CPU with AVX-512 BF16 (bench/RESULTS.md); it changes the numerics: a learning setting"""
 
     def __post_init__(self) -> None:
         _check_range("train.epochs", self.epochs, 1)
@@ -169,6 +173,7 @@ class TrainConfig:
             _check_range("train.gpu_memory_fraction", self.gpu_memory_fraction, 0.0, 1.0, low_open=True)
         if self.num_threads is not None:
             _check_range("train.num_threads", self.num_threads, 1)
+        _check_choice("train.precision", self.precision, ("float32", "bfloat16"))
 
 
 @dataclass

@@ -79,6 +79,11 @@ def _prepare_run_dir(run_dir: Path, config: Config, resume: bool) -> dict | None
     return None
 
 
+def update_precision(device: torch.device, precision: str):
+    """The context of a gradient step: bfloat16 autocast for ``train.precision = bfloat16``, else a no-op."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
 def load_dataset_for(config: Config) -> dict[str, np.ndarray]:
     """The task's dataset (or ``train.dataset``) with the configured reward transform applied."""
     from erdiff.data.transforms import transform_rewards
@@ -155,7 +160,8 @@ def train(config: Config, out_dir: str | Path, *, dataset: dict[str, np.ndarray]
                 if factor != lr_factor:
                     agent.set_learning_rate_factor(factor)
                     lr_factor = factor
-                step_metrics = agent.update(buffer.sample(tc.batch_size))
+                with update_precision(device, tc.precision):
+                    step_metrics = agent.update(buffer.sample(tc.batch_size))
                 loss_sums += torch.stack([step_metrics[key] for key in LOSS_KEYS])
                 steps_in_period += 1
             progress_bar.update(tc.steps_per_epoch)

@@ -68,6 +68,7 @@ def test_override_parsing():
     ({"agent.action_clip": "3"}, "'agent.action_clip' = 3 is invalid: expected true or false"),
     ({"train.device": "tpu"}, "'train.device' = 'tpu' is invalid"),
     ({"train.gpu_memory_fraction": "1.5"}, "'train.gpu_memory_fraction' = 1.5"),
+    ({"train.precision": "float16"}, "'train.precision' = 'float16' is invalid: expected one of 'float32'"),
     ({"agent.bogus": "1"}, "unknown config field\\(s\\) agent.bogus"),
     ({"model.T": "1"}, "unknown config section 'model'"),
 ])
