@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
-from learner import commit  # bench/learner.py (this script's folder is on sys.path when it runs)
+from report import commit, write_json  # bench/report.py (this script's folder is on sys.path when it runs)
 
 from erdiff.agent import ERDiffAgent
 from erdiff.config import AgentConfig
@@ -206,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"N={args.episodes} M={args.critics} T={args.T} candidates={args.candidates} max_steps={args.max_steps} "
           f"terminate={args.terminate} {result['device']} threads={result['threads']} "
           f"load {result['load_avg_before'][0]:.2f} -> {result['load_avg_after'][0]:.2f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     return 0
 
 

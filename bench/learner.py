@@ -10,15 +10,13 @@ overhead are what separates a run from the bound. Prints a table and writes JSON
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
+from report import commit, print_rows, write_json  # bench/report.py (this script's folder is on sys.path)
 
 from erdiff.agent import ERDiffAgent
 from erdiff.config import AgentConfig
@@ -65,14 +63,6 @@ def measure_matmul_gflops(critics: int, device: torch.device, dtype: torch.dtype
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -162,11 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             ("peak memory MB", f"{result['peak_memory_mb']:.0f}"),
             ("config", f"M={args.critics} T={args.T} batch={args.batch} {result['device']} {args.dtype} "
                        f"compile={args.compile} threads={result['threads']}")]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    print_rows(rows)
+    write_json(args.json, result)
     return 0
 
 

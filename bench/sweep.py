@@ -21,7 +21,6 @@ difference then mixes parallelism into the overhead. Prints a table and writes J
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import ray
 import torch
-from learner import commit  # bench/learner.py (this script's folder is on sys.path when it runs)
+from report import commit, print_rows, write_json  # bench/report.py (this script's folder is on sys.path)
 
 from erdiff import results
 from erdiff.errors import ErdiffError
@@ -172,12 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("config", f"{args.task} seeds={args.seeds} epochs={args.epochs}x{args.steps_per_epoch} "
                            f"eval_every={args.eval_every} M={args.critics} hidden={args.hidden} cpu={args.cpu} "
                            f"load {result['load_avg_before'][0]:.2f} -> {result['load_avg_after'][0]:.2f}"))
-    width = max(len(name) for name, _ in rows)
     print()
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    print_rows(rows)
+    write_json(args.json, result)
     return 0
 
 

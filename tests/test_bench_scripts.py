@@ -21,7 +21,7 @@ MODE_KEYS = {"seconds", "episodes_per_s", "env_steps", "env_steps_per_s", "polic
 
 @pytest.fixture
 def eval_script(monkeypatch):
-    """bench/eval.py as a module; its folder on sys.path as when it runs (it imports bench/learner.py).
+    """bench/eval.py as a module; its folder on sys.path as when it runs (it imports bench/report.py).
 
     The runs use one torch thread (tiny networks: a second thread only adds contention); the test process's
     thread count is restored afterwards.
