@@ -116,6 +116,8 @@ class Run:
 
     name: str
     """path relative to its results root, prefixed by the root's name (how notes refer to the run)"""
+    path: Path
+    """the run directory itself"""
     config: dict
     """the flattened config (``agent.T``, ``train.epochs``, ``tags.trial``, ...)"""
     records: list[dict]
@@ -210,9 +212,9 @@ def _read_run(path: Path, name: str, now: float, stale_after: float) -> Run:
         records, duplicates = _deduplicate(raw)
         summary = read_summary(path)
     except ResultsError as err:
-        return Run(name, config, [], "unreadable", str(err), identity=identity)
+        return Run(name, path, config, [], "unreadable", str(err), identity=identity)
     state, issue = _state(summary, newest_write, now, stale_after)
-    return Run(name, config, records, state, issue, duplicates, identity)
+    return Run(name, path, config, records, state, issue, duplicates, identity)
 
 
 def collect(roots, stale_after: float = STALE_AFTER_S, now: float | None = None) -> Collection:

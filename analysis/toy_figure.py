@@ -177,12 +177,6 @@ def optimal_q(actions: np.ndarray, discount: float) -> np.ndarray:
     return reward(actions) + discount * reward(actions[:, None] + second[None, :]).max(axis=1)
 
 
-def run_path(results_dir: str | Path, run: Run) -> Path:
-    """A collected run's directory: its name is its path below the results folder, prefixed by the folder's own
-    name (:func:`analysis.collect.collect`)."""
-    return Path(results_dir).resolve().parent / run.name
-
-
 def q_curves(run_dir: Path, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ensemble mean, LCB) of Q(0, a) over ``actions`` from the critic in the run's final checkpoint."""
     from erdiff.agent import ERDiffAgent
@@ -210,7 +204,7 @@ def return_curves(runs: list[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return epochs, values.mean(axis=0), values.std(axis=0)
 
 
-def draw_figure(groups: dict[str, list[Run]], results_dir: Path, out_dir: Path) -> list[Path]:
+def draw_figure(groups: dict[str, list[Run]], out_dir: Path) -> list[Path]:
     """The three panels, written as PNG and PDF into ``out_dir``; returns the paths."""
     from erdiff.envs.toy import reward
     from erdiff.tasks import get_task
@@ -247,7 +241,7 @@ def draw_figure(groups: dict[str, list[Run]], results_dir: Path, out_dir: Path) 
     centre.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
 
     actions = np.linspace(-1, 1, Q_GRID_POINTS)
-    curves = [q_curves(run_path(results_dir, run), actions) for run in method_runs]
+    curves = [q_curves(run.path, actions) for run in method_runs]
     for mean, lcb in curves:
         right.plot(actions, mean, color="tab:green", alpha=0.25, linewidth=0.8)
         right.plot(actions, lcb, color="tab:purple", alpha=0.25, linewidth=0.8)
@@ -295,7 +289,7 @@ def make_outputs(results_dir: Path, out_dir: Path, last_k: int) -> str:
         table += "\nNotes:\n" + "".join(f"- {note}\n" for note in notes)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / TABLE_FILE).write_text(table)
-    paths = draw_figure(groups, results_dir, out_dir)
+    paths = draw_figure(groups, out_dir)
     print(table)
     print("wrote", ", ".join(str(p) for p in [out_dir / TABLE_FILE, *paths]))
     return table

@@ -79,8 +79,8 @@ def test_figure_and_table_from_real_runs(results, data_dir, tmp_path):
 def test_q_curves_of_the_method(results):
     actions = np.linspace(-1, 1, 11)
     run = next(r for r in toy_figure.variant_runs(results)[0]["erdiff"] if r.seed == 0)
-    assert toy_figure.run_path(results, run) == (results / "erdiff" / "seed_0").resolve()
-    mean, lcb = toy_figure.q_curves(toy_figure.run_path(results, run), actions)
+    assert run.path.resolve() == (results / "erdiff" / "seed_0").resolve()
+    mean, lcb = toy_figure.q_curves(run.path, actions)
     assert mean.shape == lcb.shape == (11,)
     assert np.isfinite(mean).all() and (lcb < mean).all()  # beta = 4 > 0 and three distinct members
 
