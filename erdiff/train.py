@@ -53,8 +53,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _check_resume_config(saved: dict, config: Config, run_dir: Path) -> None:
-    # Tags and speed settings may change between a run and its resume; what is learned may not.
-    old, new = flatten_config(saved), flatten_config(config.to_dict())
+    # Tags and speed settings may change between a run and its resume; what is learned may not. The saved config
+    # goes through Config so that a field added since the run was saved compares as its default.
+    old = flatten_config(Config.from_dict(saved, source=f"{run_dir}/checkpoint.pt config").to_dict())
+    new = flatten_config(config.to_dict())
     changed = sorted(k for k in set(old) | set(new)
                      if k not in NON_LEARNING_FIELDS and not k.startswith("tags.") and old.get(k) != new.get(k))
     if changed:

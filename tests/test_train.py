@@ -8,7 +8,7 @@ import yaml
 
 from erdiff import results
 from erdiff.agent import ERDiffAgent
-from erdiff.checkpoint import CheckpointError, load_checkpoint
+from erdiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from erdiff.config import make_config
 from erdiff.train import RunDirectoryError, set_seed, train
 
@@ -123,6 +123,22 @@ def test_existing_run_needs_resume(tmp_path, linear_dataset):
     train(config, tmp_path, dataset=linear_dataset, max_action=1.0, progress=False)
     with pytest.raises(RunDirectoryError, match="already holds a run.*--resume"):
         train(config, tmp_path, dataset=linear_dataset, max_action=1.0, progress=False)
+
+
+def test_resume_of_a_run_saved_before_a_field_existed(tmp_path, linear_dataset):
+    # A run written by an older erdiff has no train.precision in its checkpoint's config: it resumes as float32.
+    config = small_config(**{"train.epochs": 2, "train.steps_per_epoch": 2, "train.eval_every": 1})
+    train(config, tmp_path, dataset=linear_dataset, max_action=1.0, progress=False,
+          on_evaluation=lambda record, run_dir: True)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    del state["config"]["train"]["precision"]
+    save_checkpoint(tmp_path / "checkpoint.pt", state)
+    summary = train(config, tmp_path, dataset=linear_dataset, max_action=1.0, progress=False, resume=True)
+    assert summary["status"] == "completed" and summary["step"] == 4
+    bfloat16 = small_config(**{"train.epochs": 2, "train.steps_per_epoch": 2, "train.eval_every": 1,
+                               "train.precision": "bfloat16"})
+    with pytest.raises(RunDirectoryError, match=r"train.precision: 'float32' -> 'bfloat16'"):
+        train(bfloat16, tmp_path, dataset=linear_dataset, max_action=1.0, progress=False, resume=True)
 
 
 def test_resume_with_another_config_names_the_fields(tmp_path, linear_dataset):
