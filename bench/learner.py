@@ -2,7 +2,8 @@
 
     python bench/learner.py --obs-dim 11 --act-dim 3 --critics 64 --T 5 --batch 256 --steps 50 --json out.json
 
-The bound: the update's matrix-product FLOPs per step (counted analytically below) divided by the machine's
+With ``--seeds K`` the K seeds are packed into one batched update (erdiff.packed), as ``trainable: packed`` trains
+them. The bound: the update's matrix-product FLOPs per step (counted analytically below) divided by the machine's
 batched-matmul rate (measured here on [M, 256, 256] products). Element-wise work, the optimizer and Python
 overhead are what separates a run from the bound. Prints a table and writes JSON.
 """
@@ -15,11 +16,14 @@ import resource
 import sys
 import time
 
+import numpy as np
 import torch
 from report import commit, print_rows, write_json  # bench/report.py (this script's folder is on sys.path)
 
 from erdiff.agent import ERDiffAgent
+from erdiff.buffer import TransitionBuffer
 from erdiff.config import AgentConfig
+from erdiff.packed import PackedAgents
 from erdiff.train import update_precision
 
 
@@ -75,21 +79,29 @@ def run(args: argparse.Namespace) -> dict:
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     config = AgentConfig(num_critics=args.critics, T=args.T, max_q_backup=args.max_q_backup)
-    agent = ERDiffAgent(args.obs_dim, args.act_dim, 1.0, config, compile=args.compile).to(device)
-    agent.make_optimizers()
+    agents = []
+    for seed in range(args.seeds):
+        torch.manual_seed(seed)
+        agents.append(ERDiffAgent(args.obs_dim, args.act_dim, 1.0, config, compile=args.compile).to(device))
+        agents[-1].make_optimizers()
+    generators = [torch.Generator(device=device).manual_seed(seed) for seed in range(args.seeds)]
     size = 100_000
-    data = {"observations": torch.randn(size, args.obs_dim, device=device),
-            "actions": torch.rand(size, args.act_dim, device=device) * 2 - 1,
-            "next_observations": torch.randn(size, args.obs_dim, device=device),
-            "rewards": torch.randn(size, 1, device=device),
-            "not_done": torch.ones(size, 1, device=device)}
+    rng = np.random.default_rng(0)
+    buffer = TransitionBuffer({"observations": rng.normal(size=(size, args.obs_dim)),
+                               "actions": rng.uniform(-1, 1, size=(size, args.act_dim)),
+                               "next_observations": rng.normal(size=(size, args.obs_dim)),
+                               "rewards": rng.normal(size=size), "terminals": np.zeros(size)}, device)
+    packed = PackedAgents(agents) if args.seeds > 1 else None
 
-    def step() -> None:
-        index = torch.randint(0, size, (args.batch,), device=device)
+    def step() -> None:  # as erdiff.train's loop does it
+        if packed is not None:
+            batch, noise = packed.draw(buffer, args.batch, generators)
+        else:
+            batch = buffer.sample(args.batch, generators[0])
+            noise = agents[0].draw_step_noise(args.batch, generators[0], device)
         with update_precision(device, args.dtype):
-            agent.update({key: value[index] for key, value in data.items()})
+            (packed or agents[0]).update(batch, noise)
 
     start = time.perf_counter()
     for _ in range(args.warmup):
@@ -104,12 +116,14 @@ def run(args: argparse.Namespace) -> dict:
 
     matmul_dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
     peak = measure_matmul_gflops(args.critics, device, matmul_dtype)
-    flops = update_flops(args.obs_dim, args.act_dim, args.critics, args.T, args.batch,
-                         config.max_q_samples if args.max_q_backup else 1)
+    flops = args.seeds * update_flops(args.obs_dim, args.act_dim, args.critics, args.T, args.batch,
+                                      config.max_q_samples if args.max_q_backup else 1)
     steps_per_s = args.steps / elapsed
     bound = peak * 1e9 / flops
     return {
         "steps_per_s": steps_per_s,
+        "seed_steps_per_s": args.seeds * steps_per_s,
+        "seeds": args.seeds,
         "gflop_per_step": flops / 1e9,
         "achieved_gflops": steps_per_s * flops / 1e9,
         "matmul_peak_gflops": peak,
@@ -134,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=50, help="timed steps")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation happens here)")
     parser.add_argument("--max-q-backup", action="store_true")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="K seeds packed into one batched update (erdiff.packed); steps/s counts packed updates, "
+                             "seed-steps/s = K x steps/s, GFLOP per step covers all K (default 1: a plain agent)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="bfloat16: the step under autocast, as train.precision bfloat16 (default float32)")
@@ -142,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", metavar="FILE", help="write the result as JSON")
     args = parser.parse_args(argv)
+    for name in ("critics", "T", "batch", "steps", "seeds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     result = run(args)
     rows = [("steps/s", f"{result['steps_per_s']:.2f}"),
+            ("seed-steps/s", f"{result['seed_steps_per_s']:.2f} ({args.seeds} seed{'s' if args.seeds > 1 else ''})"),
             ("GFLOP per step (matmuls)", f"{result['gflop_per_step']:.2f}"),
             ("achieved GFLOP/s", f"{result['achieved_gflops']:.1f}"),
             ("batched-matmul peak GFLOP/s", f"{result['matmul_peak_gflops']:.1f}"),

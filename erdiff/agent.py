@@ -11,12 +11,16 @@ One :meth:`ERDiffAgent.update` does, in the official code's order (method.md §1
 4. every step: target critic ← (1 − τ)·target + τ·critic.
 
 Everything stays on the device: the step returns 0-dim tensors and never synchronises with the host.
+The losses are two methods, :meth:`ERDiffAgent.critic_objective` and :meth:`ERDiffAgent.actor_objective`, of
+the batch and the step's random draws (:class:`StepNoise`): packed seeds (:mod:`erdiff.packed`) evaluate the
+same two methods for K seeds at once.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -48,6 +52,49 @@ def learning_rate_factor(schedule: str, step: int, total_steps: int, steps_per_p
     raise ValueError(f"unknown learning-rate schedule {schedule!r}")
 
 
+def set_learning_rates(learner, factor: float) -> None:
+    """Set the actor's and critic's Adam learning rates of ``learner`` (an agent, or packed agents) to
+    ``factor`` × their configured base rates."""
+    for optimizer, base in ((learner.actor_optimizer, learner.config.actor_lr),
+                            (learner.critic_optimizer, learner.config.critic_lr)):
+        for group in optimizer.param_groups:
+            group["lr"] = base * factor
+
+
+class StepNoise(NamedTuple):
+    """Every random draw of one update. Drawn before the update so that packed seeds (erdiff.packed) can take
+    each seed's draws from its own generator, in the order a separate run of that seed would."""
+
+    target_actions: torch.Tensor
+    """[T, B·S, A]: the EMA actor's sampling noise for the next actions (S = max_q_samples with the max-Q backup)"""
+    diffusion_t: torch.Tensor
+    """[B]: the diffusion step of the actor's loss"""
+    diffusion_noise: torch.Tensor
+    """[B, A]: ε of the actor's loss"""
+    entropy_end: torch.Tensor
+    """[B, A]: a_T of the entropy estimate"""
+
+
+def soft_updates(step: int, config: AgentConfig, ema_params, actor_params, target_params, critic_params) -> None:
+    """Steps 3–4 of an update, on any parameter lists (single or stacked seeds; both are element-wise):
+    EMA actor ← lerp toward the actor every ``ema_every`` steps from ``ema_start`` on (frozen at its initial
+    weights before, as the official code); target critic ← lerp toward the critic by τ every step."""
+    if step % config.ema_every == 0 and step >= config.ema_start:
+        torch._foreach_lerp_(list(ema_params), list(actor_params), 1.0 - config.ema_decay)
+    torch._foreach_lerp_(list(target_params), list(critic_params), config.tau)
+
+
+def step_metrics(critic_loss: torch.Tensor, current_q: torch.Tensor, actor_parts: dict) -> dict[str, torch.Tensor]:
+    """The detached metrics of one update; the ensemble is the last axis of ``current_q``."""
+    current_q = current_q.detach()
+    metrics = {key: value.detach() for key, value in actor_parts.items()}
+    metrics["critic_loss"] = critic_loss.detach()
+    metrics["q_mean"] = current_q.mean(dim=(-2, -1))
+    metrics["q_std"] = (current_q.std(dim=-1).mean(dim=-1) if current_q.shape[-1] > 1
+                        else torch.zeros_like(metrics["critic_loss"]))
+    return metrics
+
+
 class ERDiffAgent(nn.Module):
     """Diffusion actor, EMA actor, Q-ensemble and its target, with their optimizers."""
 
@@ -73,72 +120,94 @@ class ERDiffAgent(nn.Module):
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=self.config.critic_lr, fused=True)
 
     def set_learning_rate_factor(self, factor: float) -> None:
-        for optimizer, base in ((self.actor_optimizer, self.config.actor_lr),
-                                (self.critic_optimizer, self.config.critic_lr)):
-            for group in optimizer.param_groups:
-                group["lr"] = base * factor
+        set_learning_rates(self, factor)
 
     # ---- one gradient step ---------------------------------------------------------------------------
-    def critic_target_values(self, next_states: torch.Tensor) -> torch.Tensor:
-        """Q̄_m(s', a') per member, [B, M]: next actions from the EMA actor; max over samples with max-Q backup."""
+    def draw_step_noise(self, batch_size: int, generator: torch.Generator | None = None,
+                        device: torch.device | None = None, dtype: torch.dtype | None = None) -> StepNoise:
+        """Every random draw of one :meth:`update`, in the order the update makes them (from ``generator``, or
+        torch's default generator)."""
+        config = self.config
+        samples = batch_size * config.max_q_samples if config.max_q_backup else batch_size
+        target_actions = self.ema_actor.sample_noise(samples, generator, device, dtype)
+        diffusion_t = torch.randint(0, config.T, (batch_size,), generator=generator, device=device)
+        diffusion_noise = torch.randn((batch_size, self.actor.action_dim), generator=generator, device=device,
+                                      dtype=dtype)
+        entropy_end = torch.randn((batch_size, self.actor.action_dim), generator=generator, device=device,
+                                  dtype=dtype)
+        return StepNoise(target_actions, diffusion_t, diffusion_noise, entropy_end)
+
+    def critic_target_values(self, next_states: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Q̄_m(s', a') per member, [B, M]: next actions from the EMA actor; max over samples with max-Q backup.
+        ``noise`` is the EMA actor's sampling noise (see DiffusionPolicy.sample_noise), drawn here if None."""
         config = self.config
         with torch.no_grad():
             if config.max_q_backup:
                 repeated = next_states.repeat_interleave(config.max_q_samples, dim=0)
-                q = self.critic_target(repeated, self.ema_actor.sample(repeated))
+                q = self.critic_target(repeated, self.ema_actor.sample(repeated, noise=noise))
                 return q.view(next_states.shape[0], config.max_q_samples, -1).max(dim=1).values
-            return self.critic_target(next_states, self.ema_actor.sample(next_states))
+            return self.critic_target(next_states, self.ema_actor.sample(next_states, noise=noise))
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One step of critic, actor, EMA and target updates. Returns detached 0-dim metric tensors."""
+    def critic_objective(self, batch: dict[str, torch.Tensor], noise: StepNoise) -> tuple[torch.Tensor, torch.Tensor]:
+        """L_Q with per-member targets (no min or LCB inside the target); returns (L_Q, Q(s, a) [B, M])."""
+        config = self.config
+        target_q = batch["rewards"] + batch["not_done"] * config.discount * self.critic_target_values(
+            batch["next_observations"], noise.target_actions)
+        current_q = self.critic(batch["observations"], batch["actions"])
+        return F.mse_loss(current_q, target_q), current_q
+
+    def actor_objective(self, batch: dict[str, torch.Tensor], noise: StepNoise) -> dict[str, torch.Tensor]:
+        """L_π = L_diff + η·L_Q-term + α·L_entropy-term and its parts (``actor_loss`` carries the gradient).
+        The critic must be frozen by the caller: gradients flow through it to â_0 only."""
         config = self.config
         states, actions = batch["observations"], batch["actions"]
-        next_states, rewards, not_done = batch["next_observations"], batch["rewards"], batch["not_done"]
+        bc_loss, predicted_start = self.actor.loss(actions, states, noise.diffusion_t, noise.diffusion_noise)
+        entropy = self.actor.entropy(predicted_start, noise.entropy_end)
+        q_policy = self.critic(states, predicted_start.clamp(-self.max_action, self.max_action))
+        q_loss = -pessimistic_value(q_policy, config.pessimism, config.lcb_coef).mean() / q_policy.abs().mean().detach()
+        entropy_loss = -entropy.mean() / entropy.abs().mean().detach()
+        actor_loss = bc_loss + config.eta * q_loss + config.ent_coef * entropy_loss
+        return {"actor_loss": actor_loss, "bc_loss": bc_loss, "q_loss": q_loss, "entropy_loss": entropy_loss,
+                "entropy": entropy.mean()}
 
-        # 1. Critic: per-member targets, no min or LCB inside the target.
-        target_q = rewards + not_done * config.discount * self.critic_target_values(next_states)
-        current_q = self.critic(states, actions)
-        critic_loss = F.mse_loss(current_q, target_q)
+    def forward(self, objective: str, batch: dict[str, torch.Tensor], noise: StepNoise):
+        """``critic_objective`` or ``actor_objective`` by name: the entry point through which torch.func
+        evaluates them with other (stacked) parameters, see :mod:`erdiff.packed`."""
+        if objective == "critic":
+            return self.critic_objective(batch, noise)
+        return self.actor_objective(batch, noise)
+
+    def update(self, batch: dict[str, torch.Tensor], noise: StepNoise | None = None) -> dict[str, torch.Tensor]:
+        """One step of critic, actor, EMA and target updates. Returns detached 0-dim metric tensors.
+        ``noise``: the step's random draws (:meth:`draw_step_noise`), drawn from torch's default generator if None."""
+        config = self.config
+        if noise is None:
+            states = batch["observations"]
+            noise = self.draw_step_noise(states.shape[0], device=states.device, dtype=states.dtype)
+
+        # 1. Critic.
+        critic_loss, current_q = self.critic_objective(batch, noise)
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         if config.grad_norm > 0:
             nn.utils.clip_grad_norm_(self.critic.parameters(), max_norm=config.grad_norm, foreach=True)
         self.critic_optimizer.step()
 
-        # 2. Actor: diffusion loss + normalized Q-LCB term + normalized entropy term.
-        bc_loss, predicted_start = self.actor.loss(actions, states)
-        entropy = self.actor.entropy(predicted_start)
-        self.critic.requires_grad_(False)  # gradients flow through the critic to â_0 only
-        q_policy = self.critic(states, predicted_start.clamp(-self.max_action, self.max_action))
+        # 2. Actor, with the critic frozen.
+        self.critic.requires_grad_(False)
+        parts = self.actor_objective(batch, noise)
         self.critic.requires_grad_(True)
-        q_loss = -pessimistic_value(q_policy, config.pessimism, config.lcb_coef).mean() / q_policy.abs().mean().detach()
-        entropy_loss = -entropy.mean() / entropy.abs().mean().detach()
-        actor_loss = bc_loss + config.eta * q_loss + config.ent_coef * entropy_loss
         self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        parts["actor_loss"].backward()
         if config.grad_norm > 0:
             nn.utils.clip_grad_norm_(self.actor.parameters(), max_norm=config.grad_norm, foreach=True)
         self.actor_optimizer.step()
 
-        # 3-4. EMA actor (frozen at its initial weights before ema_start, as the official code) and target critic.
-        if self.step % config.ema_every == 0 and self.step >= config.ema_start:
-            ema_params = list(self.ema_actor.parameters())
-            torch._foreach_lerp_(ema_params, list(self.actor.parameters()), 1.0 - config.ema_decay)
-        target_params = list(self.critic_target.parameters())
-        torch._foreach_lerp_(target_params, list(self.critic.parameters()), config.tau)
+        # 3-4. EMA actor and target critic.
+        soft_updates(self.step, config, self.ema_actor.parameters(), self.actor.parameters(),
+                     self.critic_target.parameters(), self.critic.parameters())
         self.step += 1
-
-        current_q = current_q.detach()
-        return {
-            "actor_loss": actor_loss.detach(),
-            "critic_loss": critic_loss.detach(),
-            "bc_loss": bc_loss.detach(),
-            "q_loss": q_loss.detach(),
-            "entropy_loss": entropy_loss.detach(),
-            "entropy": entropy.detach().mean(),
-            "q_mean": current_q.mean(),
-            "q_std": current_q.std(dim=1).mean() if current_q.shape[1] > 1 else torch.zeros_like(critic_loss),
-        }
+        return step_metrics(critic_loss, current_q, parts)
 
     # ---- evaluation ----------------------------------------------------------------------------------
     @torch.no_grad()

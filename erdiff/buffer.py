@@ -49,6 +49,6 @@ class TransitionBuffer:
     def action_dim(self) -> int:
         return self.tensors["actions"].shape[1]
 
-    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
-        index = torch.randint(0, self.size, (batch_size,), device=self.device)
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        index = torch.randint(0, self.size, (batch_size,), device=self.device, generator=generator)
         return {key: value[index] for key, value in self.tensors.items()}

@@ -64,17 +64,20 @@ class DiffusionPolicy(nn.Module):
         self.sde = MeanRevertingSDE(T, schedule)
 
     # ---- training ----------------------------------------------------------------------------------
-    def loss(self, actions: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(self, actions: torch.Tensor, states: torch.Tensor, t: torch.Tensor | None = None,
+             noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Diffusion loss on dataset actions and the one-step prediction â_0 (method.md §1.3).
 
         t ~ U{0..T−1}, ε ~ N(0, I), a_t = a_0 e^{−θ̄_t} + std_t ε, ε̂ = ε_φ(a_t, t, s), â_0 = (a_t − std_t ε̂) e^{θ̄_t}.
         NML: mean ‖ε̂ − ε‖².   MLL: mean ‖(a_t − (da_t)_φ) − ã_{t−1}(a_t, a_0)‖², with (da_t)_φ the reverse-SDE
         Euler step using score −ε̂/std_t and ã_{t−1} the posterior mean (the optimal reverse state).
+        ``t`` and ``ε`` are drawn here unless given (packed seeds pass their own draws, see erdiff.packed).
         Returns (loss, â_0); â_0 carries gradients into φ.
         """
-        batch = actions.shape[0]
-        t = torch.randint(0, self.sde.T, (batch,), device=actions.device)
-        noise = torch.randn_like(actions)
+        if t is None:
+            t = torch.randint(0, self.sde.T, (actions.shape[0],), device=actions.device)
+        if noise is None:
+            noise = torch.randn_like(actions)
         x_t = self.sde.sample_marginal(actions, t, noise)
         predicted_noise = self.model(x_t, t, states)
         predicted_start = self.sde.predict_start_from_noise(x_t, t, predicted_noise)
@@ -86,27 +89,40 @@ class DiffusionPolicy(nn.Module):
             loss = F.mse_loss(predicted_prev, self.sde.optimal_reverse_step(x_t, actions, t))
         return loss, predicted_start
 
-    def entropy(self, predicted_start: torch.Tensor) -> torch.Tensor:
+    def entropy(self, predicted_start: torch.Tensor, end_noise: torch.Tensor | None = None) -> torch.Tensor:
         """Per-sample entropy estimate Ĥ(s) = −Σ_dims log p(a_1 | a_T, â_0), shape [B, 1] (method.md §1.4).
 
         a_1 = â_0 + (−θ_0 â_0)·dt is one deterministic forward step, a_T ~ N(0, I) fresh noise, and the log-density
-        is the closed-form posterior of the SDE at the official indices t1 = 1, t2 = T − 1.
+        is the closed-form posterior of the SDE at the official indices t1 = 1, t2 = T − 1. ``end_noise`` is
+        that a_T when given.
         """
         sde = self.sde
         x_1 = predicted_start + sde.forward_drift(predicted_start, 0) * sde.dt
-        x_T = torch.randn_like(predicted_start)
+        x_T = torch.randn_like(predicted_start) if end_noise is None else end_noise
         log_prob = sde.log_reverse_transition(predicted_start, x_1, x_T, 1, sde.T - 1)
         return -log_prob.sum(dim=-1, keepdim=True)
 
     # ---- sampling ----------------------------------------------------------------------------------
-    def sample(self, states: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_noise(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None,
+                     dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The T standard-normal draws of one :meth:`sample` call, [T, batch, action_dim]: a_T, then the noise
+        added at t = T−1, …, 1. Drawn one [batch, action_dim] tensor at a time, so the values are those that
+        drawing inside :meth:`sample` would give."""
+        shape = (batch, self.action_dim)
+        return torch.stack([torch.randn(shape, generator=generator, device=device, dtype=dtype)
+                            for _ in range(self.sde.T)])
+
+    def sample(self, states: torch.Tensor, generator: torch.Generator | None = None,
+               noise: torch.Tensor | None = None) -> torch.Tensor:
         """Posterior sampling (method.md §1.2): a_T ~ N(0, I); for t = T−1..0: â_0 from ε_φ (clipped to the
         action bounds if ``action_clip``), a_{t−1} = ã_{t−1}(a_t, â_0) + sqrt(β̃_t) z (no noise at t = 0).
-        The final action is clipped to [−max_action, max_action]."""
+        The final action is clipped to [−max_action, max_action]. ``noise`` ([T, B, action_dim], see
+        :meth:`sample_noise`) replaces the draws when given."""
         sde = self.sde
         batch = states.shape[0]
-        shape = (batch, self.action_dim)
-        x = torch.randn(shape, device=states.device, generator=generator)
+        if noise is None:
+            noise = self.sample_noise(batch, generator, states.device, states.dtype)
+        x = noise[0]
         for t in reversed(range(sde.T)):
             t_batch = torch.full((batch,), t, device=states.device, dtype=torch.long)
             predicted_start = sde.predict_start_from_noise(x, t, self.model(x, t_batch, states))
@@ -114,7 +130,7 @@ class DiffusionPolicy(nn.Module):
                 predicted_start = predicted_start.clamp(-self.max_action, self.max_action)
             x = sde.optimal_reverse_step(x, predicted_start, t)
             if t > 0:
-                x = x + sde.posterior_stds[t] * torch.randn(shape, device=states.device, generator=generator)
+                x = x + sde.posterior_stds[t] * noise[sde.T - t]
         return x.clamp(-self.max_action, self.max_action)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ from erdiff.buffer import TransitionBuffer
 from erdiff.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states, save_checkpoint
 from erdiff.config import NON_LEARNING_FIELDS, Config, dump_yaml, flatten_config
 from erdiff.errors import ErdiffError
+from erdiff.packed import PackedAgents
 
 LOSS_KEYS = ("actor_loss", "critic_loss", "bc_loss", "q_loss", "entropy_loss", "entropy", "q_mean", "q_std")
 
@@ -109,15 +110,47 @@ def train(config: Config, out_dir: str | Path, *, dataset: dict[str, np.ndarray]
         on_evaluation: called after each evaluation record is written and checkpointed, with the record and
             the run directory; returning True stops training there (summary status ``stopped``).
     """
-    run_dir = Path(out_dir)
-    checkpoint = _prepare_run_dir(run_dir, config, resume)
-    tc = config.train
+    return train_seeds([config], [out_dir], dataset=dataset, evaluators=None if evaluator is None else [evaluator],
+                       max_action=max_action, resume=resume, progress=progress, on_evaluation=on_evaluation)[0]
+
+
+def check_packable(configs: list[Config]) -> None:
+    """Packed seeds must be one configuration: configs may differ in ``seed`` and ``tags`` only."""
+    first = flatten_config(configs[0].to_dict())
+    for config in configs[1:]:
+        other = flatten_config(config.to_dict())
+        changed = sorted(k for k in set(first) | set(other)
+                         if k != "seed" and not k.startswith("tags.") and first.get(k) != other.get(k))
+        if changed:
+            raise ErdiffError(f"packed seeds must share one configuration; seed {config.seed} differs from seed "
+                              f"{configs[0].seed} in {', '.join(changed)}")
+    seeds = [config.seed for config in configs]
+    if len(set(seeds)) != len(seeds):
+        raise ErdiffError(f"packed seeds must be distinct, got {seeds}")
+
+
+def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
+                dataset: dict[str, np.ndarray] | None = None, evaluators: list[Evaluator] | None = None,
+                max_action: float | None = None, resume: bool = False, progress: bool = True,
+                on_evaluation: Callable[[dict, Path], bool | None] | None = None) -> list[dict]:
+    """Train the seeds of one configuration together and return their summaries: one seed is a plain
+    :class:`ERDiffAgent`, several are packed into one batched model (:mod:`erdiff.packed`, equal to separate
+    runs). Each seed writes its own run directory, exactly as :func:`train` of that seed would, so a packed
+    seed can be resumed alone and vice versa. Arguments as :func:`train`, per seed where they are lists;
+    ``on_evaluation`` is called for every seed, and any True stops all of them."""
+    check_packable(configs)
+    run_dirs = [Path(out_dir) for out_dir in out_dirs]
+    checkpoints = [_prepare_run_dir(run_dir, config, resume) for run_dir, config in zip(run_dirs, configs)]
+    steps = [0 if checkpoint is None else checkpoint["agent"]["step"] for checkpoint in checkpoints]
+    if len(set(steps)) > 1:
+        listing = ", ".join(f"{run_dir}: step {step}" for run_dir, step in zip(run_dirs, steps))
+        raise RunDirectoryError(f"cannot resume packed seeds from different steps ({listing})")
+    config, tc = configs[0], configs[0].train
     device = resolve_device(tc.device)
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
     if device.type == "cuda" and tc.gpu_memory_fraction:
         torch.cuda.set_per_process_memory_fraction(tc.gpu_memory_fraction, device)
-    set_seed(config.seed)
 
     if dataset is None:
         dataset = load_dataset_for(config)
@@ -126,79 +159,124 @@ def train(config: Config, out_dir: str | Path, *, dataset: dict[str, np.ndarray]
 
         max_action = get_task(config.task).max_action
     buffer = TransitionBuffer(dataset, device)
-    agent = ERDiffAgent(buffer.state_dim, buffer.action_dim, max_action, config.agent, compile=tc.compile).to(device)
-    agent.make_optimizers()
+    agents, generators = [], []
+    for seed_config in configs:
+        set_seed(seed_config.seed)
+        agent = ERDiffAgent(buffer.state_dim, buffer.action_dim, max_action, config.agent, compile=tc.compile)
+        agents.append(agent.to(device))
+        agent.make_optimizers()
+        generators.append(_training_generator(device, seed_config.seed))
 
-    config_dict = config.to_dict()
-    records: list[dict] = []
+    config_dicts = [seed_config.to_dict() for seed_config in configs]
+    records: list[list[dict]] = []
     start_epoch, previous_time = 0, 0.0
-    if checkpoint is not None:
-        agent.load_training_state(checkpoint["agent"])
-        restore_rng_states(checkpoint["rng"])
-        start_epoch, previous_time = checkpoint["epoch"], checkpoint["time_s"]
-        records = [r for r in results.read_metrics(run_dir) if r["step"] <= agent.step]
-        results.write_metrics(run_dir, records)
-    else:
-        results.write_metrics(run_dir, [])
-    results.atomic_write_text(run_dir / results.CONFIG_FILE, dump_yaml(config))
+    for agent, generator, run_dir, checkpoint, seed_config in zip(agents, generators, run_dirs, checkpoints, configs):
+        if checkpoint is not None:
+            agent.load_training_state(checkpoint["agent"])
+            restore_rng_states(checkpoint["rng"])
+            generator.set_state(_saved_generator_state(checkpoint["rng"], device))
+            start_epoch, previous_time = checkpoint["epoch"], checkpoint["time_s"]
+            records.append([r for r in results.read_metrics(run_dir) if r["step"] <= agent.step])
+        else:
+            records.append([])
+        results.write_metrics(run_dir, records[-1])
+        results.atomic_write_text(run_dir / results.CONFIG_FILE, dump_yaml(seed_config))
 
-    if evaluator is None and tc.eval_episodes > 0:
+    if evaluators is None and tc.eval_episodes > 0:
         from erdiff.tasks import make_evaluator
 
-        evaluator = make_evaluator(config.task, tc.eval_episodes, config.seed)
+        evaluators = [make_evaluator(config.task, tc.eval_episodes, seed_config.seed) for seed_config in configs]
 
+    packed = PackedAgents(agents) if len(agents) > 1 else None
+    learner = packed or agents[0]
     steps_per_period = tc.eval_every * tc.steps_per_epoch
     total_steps = tc.epochs * tc.steps_per_epoch
     session_start = time.perf_counter()
-    loss_sums = torch.zeros(len(LOSS_KEYS), device=device)
+    loss_sums = torch.zeros(len(LOSS_KEYS), len(agents), device=device)
     steps_in_period = 0
     lr_factor = None
-    progress_bar = _progress_bar(progress, total_steps, agent.step, config.task, config.seed)
+    progress_bar = _progress_bar(progress, total_steps, learner.step, config.task, [c.seed for c in configs])
     try:
         for epoch in range(start_epoch + 1, tc.epochs + 1):
             for _ in range(tc.steps_per_epoch):
-                factor = learning_rate_factor(config.agent.lr_schedule, agent.step, total_steps, steps_per_period,
+                factor = learning_rate_factor(config.agent.lr_schedule, learner.step, total_steps, steps_per_period,
                                               tc.epochs)
                 if factor != lr_factor:
-                    agent.set_learning_rate_factor(factor)
+                    learner.set_learning_rate_factor(factor)
                     lr_factor = factor
+                if packed is not None:
+                    batch, noise = packed.draw(buffer, tc.batch_size, generators)
+                else:
+                    batch = buffer.sample(tc.batch_size, generators[0])
+                    noise = agents[0].draw_step_noise(tc.batch_size, generators[0], device)
                 with update_precision(device, tc.precision):
-                    step_metrics = agent.update(buffer.sample(tc.batch_size))
-                loss_sums += torch.stack([step_metrics[key] for key in LOSS_KEYS])
+                    step_metrics = learner.update(batch, noise)
+                loss_sums += torch.stack([step_metrics[key] for key in LOSS_KEYS]).reshape(len(LOSS_KEYS), -1)
                 steps_in_period += 1
             progress_bar.update(tc.steps_per_epoch)
             if epoch % tc.eval_every != 0 and epoch != tc.epochs:
                 continue
 
-            record = {"step": agent.step, "epoch": epoch,
-                      "time_s": previous_time + time.perf_counter() - session_start}
-            record.update(_evaluate(agent, evaluator, config.seed, device))
-            record.update(zip(LOSS_KEYS, (loss_sums / steps_in_period).tolist()))
-            record["actor_lr"] = agent.actor_optimizer.param_groups[0]["lr"]
-            record["critic_lr"] = agent.critic_optimizer.param_groups[0]["lr"]
+            if packed is not None:
+                packed.sync_agents()
+            time_s = previous_time + time.perf_counter() - session_start
+            mean_losses = (loss_sums / steps_in_period).T.tolist()
             loss_sums.zero_()
             steps_in_period = 0
-            records.append(record)
-
-            results.write_metrics(run_dir, records)
-            save_checkpoint(run_dir / results.CHECKPOINT_FILE, {
-                "agent": agent.training_state(), "epoch": epoch, "time_s": record["time_s"],
-                "rng": capture_rng_states(), "config": config_dict})
             finished = epoch == tc.epochs
-            summary_args = (run_dir, config_dict, records, agent.step, epoch, record["time_s"])
-            _write_summary(*summary_args, status="completed" if finished else "running")
-            stop = bool(on_evaluation(record, run_dir)) if on_evaluation is not None else False
+            stop = False
+            for k, (agent, seed_config, run_dir) in enumerate(zip(agents, configs, run_dirs)):
+                record = {"step": agent.step, "epoch": epoch, "time_s": time_s}
+                record.update(_evaluate(agent, evaluators[k] if evaluators else None, seed_config.seed, device))
+                record.update(zip(LOSS_KEYS, mean_losses[k]))
+                record["actor_lr"] = agent.actor_optimizer.param_groups[0]["lr"]
+                record["critic_lr"] = agent.critic_optimizer.param_groups[0]["lr"]
+                records[k].append(record)
+
+                results.write_metrics(run_dir, records[k])
+                rng = capture_rng_states()
+                rng["generator"] = generators[k].get_state()
+                save_checkpoint(run_dir / results.CHECKPOINT_FILE, {
+                    "agent": agent.training_state(), "epoch": epoch, "time_s": time_s, "rng": rng,
+                    "config": config_dicts[k]})
+                _write_summary(run_dir, config_dicts[k], records[k], agent.step, epoch, time_s,
+                               status="completed" if finished else "running")
+                if on_evaluation is not None and on_evaluation(record, run_dir):
+                    stop = True
             if stop and not finished:
-                _write_summary(*summary_args, status="stopped")
-            if record.get("normalized_score_mean") is not None:
-                progress_bar.set_postfix(score=f"{record['normalized_score_mean']:.1f}")
+                for k, (agent, run_dir) in enumerate(zip(agents, run_dirs)):
+                    _write_summary(run_dir, config_dicts[k], records[k], agent.step, epoch, time_s, status="stopped")
+            scores = [r[-1].get("normalized_score_mean") for r in records]
+            if all(score is not None for score in scores):
+                progress_bar.set_postfix(score=" ".join(f"{score:.1f}" for score in scores))
             if stop:
                 break
     finally:
         progress_bar.close()
-        if evaluator is not None and hasattr(evaluator, "close"):
-            evaluator.close()
-    return results.read_summary(run_dir)
+        for evaluator in evaluators or []:
+            if hasattr(evaluator, "close"):
+                evaluator.close()
+    return [results.read_summary(run_dir) for run_dir in run_dirs]
+
+
+def _training_generator(device: torch.device, seed: int) -> torch.Generator:
+    """The generator of a seed's training draws (batches, step noise). On CPU it continues torch's default
+    generator from after the networks' initialisation; on CUDA it is seeded like torch's default CUDA generator
+    after ``torch.manual_seed(seed)``. So a run draws what it drew from the default generators before packing
+    existed, and resuming an older checkpoint continues its stream."""
+    generator = torch.Generator(device=device)
+    if device.type == "cpu":
+        generator.set_state(torch.get_rng_state())
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def _saved_generator_state(rng: dict, device: torch.device) -> torch.Tensor:
+    """The training generator's state in a checkpoint (older checkpoints: torch's default generator's)."""
+    if "generator" in rng:
+        return rng["generator"]
+    return rng["torch"] if device.type == "cpu" else rng["cuda"][device.index or 0]
 
 
 def _write_summary(run_dir: Path, config_dict: dict, records: list[dict], step: int, epoch: int, time_s: float,
@@ -220,8 +298,9 @@ def _evaluate(agent: ERDiffAgent, evaluator: Evaluator | None, seed: int, device
     return {key: outcome.get(key) for key in empty}
 
 
-def _progress_bar(enabled: bool, total: int, initial: int, task: str, seed: int):
+def _progress_bar(enabled: bool, total: int, initial: int, task: str, seeds: list[int]):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", desc=f"{task} seed {seed}",
+    label = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(map(str, seeds))}"
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", desc=f"{task} {label}",
                 dynamic_ncols=True, mininterval=1.0)

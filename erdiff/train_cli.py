@@ -1,4 +1,4 @@
-"""Train one seed of one configuration into a run directory.
+"""Train one seed of one configuration into a run directory (or several seeds, packed: --seeds).
 
 The configuration is built in layers: the method's defaults < the task's preset < --config FILE.yaml <
 overrides on the command line such as `--agent.num_critics 4 --train.epochs 10`. The run directory gets
@@ -8,6 +8,7 @@ examples:
   erdiff train --task pendulum-medium --out runs/pendulum
   erdiff train --task hopper-medium-v2 --train.dataset ../shared/data/hopper-sac-medium.hdf5 --agent.num_critics 16
   erdiff train --task toy --out runs/toy --resume          # continue an interrupted run exactly
+  erdiff train --task toy --seeds 0,1,2 --out runs/toy     # 3 seeds as one batched model: runs/toy/seed_<k>
 """
 
 from __future__ import annotations
@@ -26,25 +27,47 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="run directory (default runs/<task>/seed_<seed>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its checkpoint (starts fresh if there is none)")
+    parser.add_argument("--seeds", metavar="S1,S2,...", type=_seed_list,
+                        help="train these seeds together in one process as one batched model (packed seeds, equal "
+                             "to separate runs); --out is then the parent of their run directories seed_<k> "
+                             "(default runs/<task>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.epilog = "config fields (set any as --FIELD VALUE):\n" + describe_fields()
     parser.set_defaults(accepts_overrides=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
     from pathlib import Path
 
     from erdiff.config import load_yaml, make_config, parse_override_args
-    from erdiff.train import train
+    from erdiff.train import train, train_seeds
 
     file_data = load_yaml(args.config) if args.config else None
     config = make_config(args.task, file_data, parse_override_args(args.overrides),
                          source=args.config or "command line")
-    out = Path(args.out) if args.out else Path("runs") / config.task / f"seed_{config.seed}"
-    summary = train(config, out, resume=args.resume, progress=not args.quiet)
-    score = summary["normalized_score"]
-    print(f"run directory: {out}", file=sys.stderr)
-    print(json.dumps({"task": summary["task"], "seed": summary["seed"], "status": summary["status"],
-                      "step": summary["step"], "normalized_score_last": score["last"],
-                      "normalized_score_best": score["best"]}))
+    if args.seeds:
+        root = Path(args.out) if args.out else Path("runs") / config.task
+        configs = [replace(config, seed=seed) for seed in args.seeds]
+        run_dirs = [root / f"seed_{seed}" for seed in args.seeds]
+        summaries = train_seeds(configs, run_dirs, resume=args.resume, progress=not args.quiet)
+    else:
+        run_dirs = [Path(args.out) if args.out else Path("runs") / config.task / f"seed_{config.seed}"]
+        summaries = [train(config, run_dirs[0], resume=args.resume, progress=not args.quiet)]
+    for run_dir, summary in zip(run_dirs, summaries):
+        score = summary["normalized_score"]
+        print(f"run directory: {run_dir}", file=sys.stderr)
+        print(json.dumps({"task": summary["task"], "seed": summary["seed"], "status": summary["status"],
+                          "step": summary["step"], "normalized_score_last": score["last"],
+                          "normalized_score_best": score["best"]}))
     return 0
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integer seeds such as 0,1, got {text!r}") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct, got {text!r}")
+    return seeds

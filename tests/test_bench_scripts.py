@@ -112,3 +112,24 @@ def test_sweep_reports_overheads_and_equal_metrics(tmp_path):
     for key in ("commit", "ray", "torch", "load_avg_before", "load_avg_after", "date", "seeds", "trials"):
         assert key in result
     assert "overhead per trial (train)" in finished.stdout
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_learner_bench_writes_steps_per_second(tmp_path, seeds):
+    out = tmp_path / "learner.json"
+    command = [sys.executable, str(BENCH / "learner.py"), "--obs-dim", "4", "--act-dim", "2", "--critics", "2",
+               "--T", "3", "--batch", "16", "--steps", "3", "--warmup", "1", "--no-compile", "--threads", "1",
+               "--seeds", str(seeds), "--json", str(out)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(out.read_text())
+    assert result["steps_per_s"] > 0 and result["seeds"] == seeds
+    assert result["seed_steps_per_s"] == pytest.approx(seeds * result["steps_per_s"])
+    assert result["fraction_of_bound"] == pytest.approx(result["steps_per_s"] / result["bound_steps_per_s"])
+    assert "steps/s" in completed.stdout and "fraction of bound" in completed.stdout
+
+
+def test_learner_bench_rejects_zero_seeds():
+    completed = subprocess.run([sys.executable, str(BENCH / "learner.py"), "--seeds", "0"], capture_output=True,
+                               text=True, timeout=120)
+    assert completed.returncode == 2 and "--seeds must be at least 1, got 0" in completed.stderr

@@ -52,3 +52,17 @@ def test_bad_input_is_one_line_and_exit_code_2(argv, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_train_packed_seeds_writes_one_run_directory_per_seed(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["train", "--task", "toy", "--seeds", "3,5", "--out", str(out), *SMALL]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [(p["seed"], p["status"], p["step"]) for p in printed] == [(3, "completed", 10), (5, "completed", 10)]
+    for seed in (3, 5):
+        assert results.read_config(out / f"seed_{seed}")["seed"] == seed
+        assert [r["step"] for r in results.read_metrics(out / f"seed_{seed}")] == [5, 10]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--task", "toy", "--seeds", "1,1", *SMALL])
+    assert exit_info.value.code == 2
+    assert "seeds must be distinct, got '1,1'" in capsys.readouterr().err

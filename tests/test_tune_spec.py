@@ -54,7 +54,7 @@ INVALID = {
     "zero seeds": (with_changes(seeds=0), "'seeds' must be an integer >= 1"),
     "negative seed": (with_changes(seeds=[0, -1]), "'seeds' must be a count >= 1 or a non-empty list"),
     "repeated seed": (with_changes(seeds=[1, 1]), "'seeds' must be a list without repeats"),
-    "unknown trainable": (with_changes(trainable="torch"), "'trainable' must be one of train, function"),
+    "unknown trainable": (with_changes(trainable="torch"), "'trainable' must be one of train, function, packed"),
     "unknown fixed config field": (with_changes(config={"agent": {"num_critic": 4}}),
                                    "unknown config field(s) agent.num_critic"),
     "bad fixed config value": (with_changes(config={"train": {"batch_size": 0}}), "'train.batch_size' = 0"),

@@ -21,6 +21,7 @@ import ray
 import yaml
 
 from erdiff import results
+from erdiff.train import train
 from tune.aggregate import TRIAL_FILE, read_trial_records
 from tune.snapshots import read_sessions
 from tune.spec import parse_spec
@@ -126,6 +127,26 @@ def test_sweep_with_torch_trainer(ray_session, tmp_path, capfd):
         run_sweep(changed, out, resume=True)
     with pytest.raises(SweepError, match="nothing to resume"):
         run_sweep(spec, tmp_path / "elsewhere", resume=True)
+
+
+def test_packed_sweep_trains_the_seeds_of_a_trial_together(ray_session, tmp_path):
+    """trainable: packed writes the same results folder, and each seed's metrics are those of `train` alone
+    (to float32 rounding: the packed step batches the seeds' matrix products)."""
+    spec = parse_spec(tiny_spec("packed", {"mode": "grid", "space": {"agent.T": {"grid": [3]}}}, trainable="packed",
+                                epochs=2, concurrency=1))
+    out = tmp_path / "out"
+    assert run_sweep(spec, out) == 0
+    check_sweep_results(out, spec)
+    plan = spec.trials()[0]
+    for seed in spec.seeds:
+        alone = tmp_path / "alone" / f"seed_{seed}"
+        train(spec.seed_config(plan.task, plan.params, seed, plan.name), alone, progress=False)
+        got = results.read_metrics(out / "trials" / plan.name / f"seed_{seed}")
+        expected = results.read_metrics(alone)
+        assert [r["step"] for r in got] == [r["step"] for r in expected] == [5, 10]
+        for record_got, record_expected in zip(got, expected):
+            assert record_got["episode_returns"] == pytest.approx(record_expected["episode_returns"], rel=1e-3)
+            assert record_got["critic_loss"] == pytest.approx(record_expected["critic_loss"], rel=1e-4)
 
 
 @pytest.mark.slow

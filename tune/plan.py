@@ -27,7 +27,7 @@ def check_cluster_fits(spec: SweepSpec, available: dict, local: bool) -> str | N
                f"and {have_gpu:g} GPU")
     if local:
         raise SpecError(f"{spec.source}: 'resources': {message}; lower resources.cpu/gpu, use fewer seeds or "
-                        "trainable: function")
+                        "trainable: function or packed")
     return message
 
 
@@ -57,7 +57,8 @@ def describe(spec: SweepSpec, out_dir: str, storage: str) -> str:
         lines.append(f"resources per trial: {seeds} seed workers x ({worker}) + driver cpu {DRIVER_CPU:g} "
                      f"= {cpu:g} CPU, {gpu:g} GPU")
     else:
-        lines.append(f"resources per trial: one process ({worker}) running the {seeds} seeds in turn")
+        together = "together as one batched model" if spec.trainable == "packed" else "in turn"
+        lines.append(f"resources per trial: one process ({worker}) running the {seeds} seeds {together}")
     lines.append(f"concurrency: {spec.concurrency or 'as many trials as the cluster fits'}")
 
     # Sampled trials are budgeted like the paper-default trial (their searched fields may change the budget).

@@ -7,7 +7,7 @@ the resources of one seed worker. Example (``tune/configs/quickstart.yaml``)::
     name: quickstart
     tasks: [toy]
     seeds: 2                       # a count (seeds 0..n-1) or a list of seeds
-    trainable: train               # a TorchTrainer per trial, one worker per seed (or: function)
+    trainable: train               # a TorchTrainer per trial, one worker per seed (or: function, packed)
     config:                        # fixed config, on top of each task's preset
       agent: {num_critics: 4, hidden_dim: 32}
       train: {epochs: 20, steps_per_epoch: 20, eval_every: 4, eval_episodes: 10}
@@ -51,16 +51,19 @@ FIELD_HELP = {
     "name": "the sweep's name: results go to results/<name> by default (letters, digits, . _ -)",
     "tasks": "list of task names; each configuration is trained on each task (optuna: exactly one task)",
     "seeds": "seeds per configuration: a count n (seeds 0..n-1) or a list of seeds (default 1)",
-    "trainable": "train (default: a TorchTrainer per trial, one worker per seed) or function (the seeds run "
-                 "one after another in one process: much less overhead on small machines)",
+    "trainable": "train (default: a TorchTrainer per trial, one worker per seed), function (the seeds run "
+                 "one after another in one process: much less overhead on small machines) or packed (the seeds "
+                 "train together in one process as one batched model, equal to separate runs; resources are "
+                 "those of the whole trial)",
     "config": "fixed learner config {agent: {...}, train: {...}} applied on top of each task's preset",
     "search": "{mode: grid|optuna|random, space: {FIELD: DIMENSION}, num_samples: N, seed: S}; a DIMENSION is "
               "{grid: [..]} (grid mode) or {choice: [..]}, {uniform: [lo, hi]}, {loguniform: [lo, hi]}, "
               "{int: [lo, hi]} (optuna and random; int includes hi)",
     "objective": "{metric: a metrics.jsonl key (default normalized_score_mean), mode: max|min, last_k: k}: each "
                  "seed's value is the mean of its last k evaluations, the trial's the mean over seeds",
-    "resources": "per seed worker: {cpu: 1, gpu: 0 (a fraction of one GPU), step_seconds: 0.02 (seconds per "
-                 "gradient step, only for the dry run's time estimate)}",
+    "resources": "per seed worker (trainable train) or per trial process (function, packed): {cpu: 1, gpu: 0 "
+                 "(a fraction of one GPU), step_seconds: 0.02 (seconds per gradient step of one seed, only for "
+                 "the dry run's time estimate)}",
     "concurrency": "maximum number of trials running at once (default: as many as the resources allow)",
     "storage": "where Ray keeps Tune state and checkpoints: an absolute path, an NFS mount or s3://...; "
                "default <out>/ray (multi-node clusters need shared storage here)",
@@ -272,7 +275,7 @@ def parse_spec(data: Any, source: str = "spec") -> SweepSpec:
     tasks = _parse_tasks(fail, data["tasks"])
     spec = SweepSpec(
         name=name, tasks=tasks, seeds=_parse_seeds(fail, data.get("seeds", 1)),
-        trainable=_choice(fail, "trainable", data.get("trainable", "train"), ("train", "function")),
+        trainable=_choice(fail, "trainable", data.get("trainable", "train"), ("train", "function", "packed")),
         config=_parse_fixed_config(fail, data.get("config") or {}, tasks),
         search=_parse_search(fail, data.get("search") or {}),
         objective=_parse_objective(fail, data.get("objective") or {}),

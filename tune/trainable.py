@@ -15,6 +15,10 @@ Two ways to run a trial, chosen by the spec's ``trainable``:
     turn, and reports the aggregate with ``ray.tune.report`` and a ``ray.tune.Checkpoint``. No TorchTrainer:
     far less overhead on small machines, the seeds share one worker's resources.
 
+``packed``, also :func:`run_seeds_in_process`
+    As ``function``, but the seeds train together as one batched model (:mod:`erdiff.packed`, equal to
+    separate runs): one process and one set of kernels for all seeds of the trial.
+
 Either way each seed writes its run directory at ``<out>/trials/<trial>/seed_<k>/`` and a restart continues
 from the trial's latest checkpoint (:mod:`tune.snapshots`).
 """
@@ -32,7 +36,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from erdiff import results
-from erdiff.train import load_dataset_for, train
+from erdiff.train import load_dataset_for, train, train_seeds
 from tune.aggregate import aggregate, count_evaluations, seed_report
 from tune.snapshots import log_session, restore_run_dir, seed_dir_name, staged_snapshot
 from tune.spec import DRIVER_CPU, SweepSpec
@@ -129,7 +133,8 @@ class SeedAggregateCallback(TuneReportCallback):
 
 
 def run_seeds_in_process(config: dict, context: SweepContext) -> None:
-    """Tune function trainable: advance every seed by one evaluation period in turn, report the aggregate."""
+    """Tune function trainable: advance every seed by one evaluation period (in turn, or packed together),
+    report the aggregate."""
     _quiet_report_logs()
     spec = context.spec
     trial = ray.tune.get_context().get_trial_name()
@@ -146,10 +151,17 @@ def run_seeds_in_process(config: dict, context: SweepContext) -> None:
     if restored:
         ray.tune.report(aggregate(reports()))
     dataset = load_dataset_for(first)  # the seeds share the task, its data and the reward transform
+    def stop_after_one_period(record: dict, run_dir: Path) -> bool:
+        return True
+
     for _ in range(restored, planned):
-        for seed in spec.seeds:
-            train(configs[seed], run_dirs[seed], dataset=dataset, resume=True, progress=False,
-                  on_evaluation=lambda record, run_dir: True)  # stop after one evaluation period
+        if spec.trainable == "packed":
+            train_seeds([configs[seed] for seed in spec.seeds], [run_dirs[seed] for seed in spec.seeds],
+                        dataset=dataset, resume=True, progress=False, on_evaluation=stop_after_one_period)
+        else:
+            for seed in spec.seeds:
+                train(configs[seed], run_dirs[seed], dataset=dataset, resume=True, progress=False,
+                      on_evaluation=stop_after_one_period)
         with staged_snapshot(run_dirs) as snapshot:
             ray.tune.report(aggregate(reports()), checkpoint=ray.tune.Checkpoint.from_directory(snapshot))
 

@@ -1,0 +1,145 @@
+"""Packed seeds: K seeds of one configuration trained in one process as one batched model.
+
+Each seed is an ordinary :class:`~erdiff.agent.ERDiffAgent`, built after ``set_seed(seed)`` exactly as a
+separate run builds it. Their parameters are stacked on a new leading axis of size K, and one update evaluates
+the agent's own objectives (``critic_objective`` and ``actor_objective``) for all K seeds at once with
+``torch.func.vmap`` over ``torch.func.functional_call``: the same math as K separate updates, a few large
+kernels instead of K small ones. What differs from a single update, and why it still equals K of them:
+
+* random draws: every seed draws its batch indices and its :class:`~erdiff.agent.StepNoise` from its own
+  generator, in the order a separate run draws them from torch's default generator;
+* gradients: the K losses are summed before one backward pass; seed k's loss depends only on slice k of the
+  stacked parameters, so slice k of each gradient is that seed's own gradient;
+* Adam, Polyak and EMA act element-wise, so on stacked tensors they are K independent updates; only the
+  gradient-norm clipping needs a norm per seed (:func:`clip_grad_norm_per_seed_`).
+
+``tests/test_packed.py`` checks that K packed seeds equal K separate runs (float64). Packing pays where a
+single seed leaves the device idle (small ensembles, a GPU shared by many small trials).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch.func import functional_call, vmap
+
+from erdiff.agent import ERDiffAgent, StepNoise, set_learning_rates, soft_updates, step_metrics
+from erdiff.buffer import TransitionBuffer
+
+TRAINED = ("actor.", "critic.")
+"""Parameter-name prefixes of the networks with optimizers; ``ema_actor.`` and ``critic_target.`` follow them."""
+
+
+def clip_grad_norm_per_seed_(parameters: list[torch.Tensor], max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_`` for each seed of stacked parameters: seed k's gradients (slice k
+    of every ``.grad``) are scaled by min(1, max_norm / (‖g_k‖ + 1e−6)), ‖g_k‖ the 2-norm over all of them."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    per_tensor = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])  # [P, K]
+    total = torch.linalg.vector_norm(per_tensor, dim=0)  # [K]
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+
+
+class PackedAgents:
+    """K agents of one configuration updated together. ``agents[k]`` holds seed k's weights after
+    :meth:`sync_agents` (evaluation and checkpoints read them there)."""
+
+    def __init__(self, agents: list[ERDiffAgent]):
+        self.agents = agents
+        self.config = agents[0].config
+        self.template = copy.deepcopy(agents[0])  # structure and buffers for functional_call
+        names = [name for name, _ in agents[0].named_parameters()]
+        self.params = {name: torch.stack([agent.get_parameter(name).detach() for agent in agents])
+                       .requires_grad_(name.startswith(TRAINED)) for name in names}
+        self.names = {prefix: [name for name in names if name.startswith(prefix)]
+                      for prefix in ("actor.", "ema_actor.", "critic.", "critic_target.")}
+        self.step = agents[0].step
+        self.actor_optimizer = torch.optim.Adam(self._group("actor."), lr=self.config.actor_lr, fused=True)
+        self.critic_optimizer = torch.optim.Adam(self._group("critic."), lr=self.config.critic_lr, fused=True)
+        for name, optimizer in (("actor_optimizer", self.actor_optimizer), ("critic_optimizer", self.critic_optimizer)):
+            states = [getattr(agent, name).state_dict() for agent in agents]
+            optimizer.load_state_dict(_stack_optimizer_states(states))
+
+    @property
+    def num_seeds(self) -> int:
+        return len(self.agents)
+
+    def _group(self, prefix: str) -> list[torch.Tensor]:
+        return [self.params[name] for name in self.names[prefix]]
+
+    def set_learning_rate_factor(self, factor: float) -> None:
+        set_learning_rates(self, factor)
+
+    def draw(self, buffer: TransitionBuffer, batch_size: int, generators: list[torch.Generator]):
+        """Each seed's batch and step noise from its own generator, stacked: ([K, B, …] batch, StepNoise)."""
+        batches, noises = [], []
+        for agent, generator in zip(self.agents, generators):
+            batch = buffer.sample(batch_size, generator)
+            batches.append(batch)
+            noises.append(agent.draw_step_noise(batch_size, generator, buffer.device,
+                                                batch["observations"].dtype))
+        stacked = {key: torch.stack([batch[key] for batch in batches]) for key in batches[0]}
+        return stacked, StepNoise(*(torch.stack(parts) for parts in zip(*noises)))
+
+    def _objective(self, objective: str, params: dict[str, torch.Tensor], batch: dict, noise: StepNoise):
+        def one_seed(seed_params, seed_batch, seed_noise):
+            return functional_call(self.template, seed_params, (objective, seed_batch, seed_noise))
+
+        return vmap(one_seed)(params, batch, noise)
+
+    def update(self, batch: dict[str, torch.Tensor], noise: StepNoise) -> dict[str, torch.Tensor]:
+        """One update of every seed (the steps of ERDiffAgent.update); metrics are [K] tensors."""
+        config = self.config
+        critic_inputs = {name: self.params[name] for prefix in ("critic.", "critic_target.", "ema_actor.")
+                         for name in self.names[prefix]}
+        critic_loss, current_q = self._objective("critic", critic_inputs, batch, noise)
+        self._optimize(self.critic_optimizer, critic_loss, self._group("critic."))
+
+        # The critic enters the actor's objective detached: gradients flow through it to â_0 only.
+        actor_inputs = {name: self.params[name] for name in self.names["actor."]}
+        actor_inputs.update({name: self.params[name].detach() for name in self.names["critic."]})
+        parts = self._objective("actor", actor_inputs, batch, noise)
+        self._optimize(self.actor_optimizer, parts["actor_loss"], self._group("actor."))
+
+        with torch.no_grad():
+            soft_updates(self.step, config, self._group("ema_actor."), self._group("actor."),
+                         self._group("critic_target."), self._group("critic."))
+        self.step += 1
+        return step_metrics(critic_loss, current_q, parts)
+
+    def _optimize(self, optimizer: torch.optim.Optimizer, losses: torch.Tensor, params: list[torch.Tensor]) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()  # seed k's loss reaches slice k of the parameters only
+        if self.config.grad_norm > 0:
+            clip_grad_norm_per_seed_(params, self.config.grad_norm)
+        optimizer.step()
+
+    @torch.no_grad()
+    def sync_agents(self) -> None:
+        """Copy each seed's weights, optimizer state and step into ``agents[k]``."""
+        for k, agent in enumerate(self.agents):
+            for name, stacked in self.params.items():
+                agent.get_parameter(name).copy_(stacked[k])
+            for name in ("actor_optimizer", "critic_optimizer"):
+                getattr(agent, name).load_state_dict(_seed_optimizer_state(getattr(self, name).state_dict(), k))
+            agent.step = self.step
+
+
+def _stack_optimizer_states(states: list[dict]) -> dict:
+    """One optimizer state for stacked parameters from K seeds' states (same step; per-element buffers stacked)."""
+    first = states[0]
+    stacked = {}
+    for index, entry in first["state"].items():
+        stacked[index] = {key: value.clone() if key == "step" else torch.stack([s["state"][index][key] for s in states])
+                          for key, value in entry.items()}
+    return {"state": stacked, "param_groups": copy.deepcopy(first["param_groups"])}
+
+
+def _seed_optimizer_state(state: dict, k: int) -> dict:
+    """Seed k's slice of a stacked optimizer state, in the form a single agent's optimizer loads."""
+    return {"state": {index: {key: (value.clone() if key == "step" else value[k].clone())
+                              for key, value in entry.items()}
+                      for index, entry in state["state"].items()},
+            "param_groups": copy.deepcopy(state["param_groups"])}
