@@ -211,6 +211,11 @@ def test_dry_run_prints_trials_resources_and_gpu_hours(tmp_path, capsys):
     assert f"{tmp_path / 'out'}/trials/<trial>/seed_<k>/" in out
     assert not (tmp_path / "out").exists()  # nothing ran
 
+    spec_path.write_text(yaml.safe_dump({**data, "trainable": "packed"}, sort_keys=False))
+    assert main(["sweep", str(spec_path), "--dry-run", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "one process (cpu 2, gpu 0.25) running the 2 seeds together as one batched model" in out
+
 
 def test_sweep_command_reports_spec_errors(tmp_path, capsys):
     spec_path = tmp_path / "bad.yaml"
