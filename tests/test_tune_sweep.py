@@ -248,9 +248,10 @@ def completed_trials(out: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_session, tmp_path):
+@pytest.mark.parametrize("trainable", ["function", "packed"])
+def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_session, tmp_path, trainable):
     data = tiny_spec("interrupted", {"mode": "grid", "space": {"agent.ent_coef": {"grid": [0.0, 0.001, 0.01, 0.1]}}},
-                     trainable="function", epochs=6, steps_per_epoch=40, concurrency=1)
+                     trainable=trainable, epochs=6, steps_per_epoch=40, concurrency=1)
     spec_path = write_spec(tmp_path / "interrupted.yaml", data)
     out, log = tmp_path / "out", tmp_path / "sweep.log"
     experiment = out / "ray" / "interrupted"
