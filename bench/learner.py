@@ -93,15 +93,17 @@ def run(args: argparse.Namespace) -> dict:
                                "next_observations": rng.normal(size=(size, args.obs_dim)),
                                "rewards": rng.normal(size=size), "terminals": np.zeros(size)}, device)
     packed = PackedAgents(agents) if args.seeds > 1 else None
+    learner = packed or agents[0]
+    del agents  # as in training: packed seeds live only in their stacked tensors
 
     def step() -> None:  # as erdiff.train's loop does it
         if packed is not None:
             batch, noise = packed.draw(buffer, args.batch, generators)
         else:
             batch = buffer.sample(args.batch, generators[0])
-            noise = agents[0].draw_step_noise(args.batch, generators[0], device)
+            noise = learner.draw_step_noise(args.batch, generators[0], device)
         with update_precision(device, args.dtype):
-            (packed or agents[0]).update(batch, noise)
+            learner.update(batch, noise)
 
     start = time.perf_counter()
     for _ in range(args.warmup):

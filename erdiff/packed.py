@@ -44,31 +44,29 @@ def clip_grad_norm_per_seed_(parameters: list[torch.Tensor], max_norm: float) ->
 
 
 class PackedAgents:
-    """K agents of one configuration updated together. ``agents[k]`` holds seed k's weights after
-    :meth:`sync_agents` (evaluation and checkpoints read them there)."""
+    """K agents of one configuration updated together. Their weights and optimizer states live stacked here, once:
+    the agents passed in are only read (the caller drops all but the first); :meth:`seed_agent` writes one seed's
+    state into the first agent for evaluation and checkpoints."""
 
     def __init__(self, agents: list[ERDiffAgent]):
-        self.agents = agents
+        self.num_seeds = len(agents)
         self.config = agents[0].config
-        self.template = copy.deepcopy(agents[0])  # structure and buffers for functional_call
-        # train.compile's compiled activation runs 2x slower under vmap than aten's Mish (M = 64, CPU).
-        for critic in (self.template.critic, self.template.critic_target):
+        # The first agent is also the structure (and the SDE buffers) that functional_call evaluates. Its critic
+        # uses aten's Mish: train.compile's compiled activation runs 2x slower under vmap (M = 64, CPU).
+        self.view = agents[0]
+        for critic in (self.view.critic, self.view.critic_target):
             critic.activation = eager_bias_mish
-        names = [name for name, _ in agents[0].named_parameters()]
+        names = [name for name, _ in self.view.named_parameters()]
         self.params = {name: torch.stack([agent.get_parameter(name).detach() for agent in agents])
                        .requires_grad_(name.startswith(TRAINED)) for name in names}
         self.names = {prefix: [name for name in names if name.startswith(prefix)]
                       for prefix in ("actor.", "ema_actor.", "critic.", "critic_target.")}
-        self.step = agents[0].step
+        self.step = self.view.step
         self.actor_optimizer = torch.optim.Adam(self._group("actor."), lr=self.config.actor_lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self._group("critic."), lr=self.config.critic_lr, fused=True)
         for name, optimizer in (("actor_optimizer", self.actor_optimizer), ("critic_optimizer", self.critic_optimizer)):
             states = [getattr(agent, name).state_dict() for agent in agents]
             optimizer.load_state_dict(_stack_optimizer_states(states))
-
-    @property
-    def num_seeds(self) -> int:
-        return len(self.agents)
 
     def _group(self, prefix: str) -> list[torch.Tensor]:
         return [self.params[name] for name in self.names[prefix]]
@@ -79,17 +77,17 @@ class PackedAgents:
     def draw(self, buffer: TransitionBuffer, batch_size: int, generators: list[torch.Generator]):
         """Each seed's batch and step noise from its own generator, stacked: ([K, B, …] batch, StepNoise)."""
         batches, noises = [], []
-        for agent, generator in zip(self.agents, generators):
+        for generator in generators:
             batch = buffer.sample(batch_size, generator)
             batches.append(batch)
-            noises.append(agent.draw_step_noise(batch_size, generator, buffer.device,
-                                                batch["observations"].dtype))
+            noises.append(self.view.draw_step_noise(batch_size, generator, buffer.device,
+                                                    batch["observations"].dtype))
         stacked = {key: torch.stack([batch[key] for batch in batches]) for key in batches[0]}
         return stacked, StepNoise(*(torch.stack(parts) for parts in zip(*noises)))
 
     def _objective(self, objective: str, params: dict[str, torch.Tensor], batch: dict, noise: StepNoise):
         def one_seed(seed_params, seed_batch, seed_noise):
-            return functional_call(self.template, seed_params, (objective, seed_batch, seed_noise))
+            return functional_call(self.view, seed_params, (objective, seed_batch, seed_noise))
 
         return vmap(one_seed)(params, batch, noise)
 
@@ -121,14 +119,15 @@ class PackedAgents:
         optimizer.step()
 
     @torch.no_grad()
-    def sync_agents(self) -> None:
-        """Copy each seed's weights, optimizer state and step into ``agents[k]``."""
-        for k, agent in enumerate(self.agents):
-            for name, stacked in self.params.items():
-                agent.get_parameter(name).copy_(stacked[k])
-            for name in ("actor_optimizer", "critic_optimizer"):
-                getattr(agent, name).load_state_dict(_seed_optimizer_state(getattr(self, name).state_dict(), k))
-            agent.step = self.step
+    def seed_agent(self, k: int) -> ERDiffAgent:
+        """Seed k as a plain agent (weights, optimizer state and step written into the first agent, which is
+        returned): what evaluation and checkpoints of seed k read. Valid until the next call."""
+        for name, stacked in self.params.items():
+            self.view.get_parameter(name).copy_(stacked[k])
+        for name in ("actor_optimizer", "critic_optimizer"):
+            getattr(self.view, name).load_state_dict(_seed_optimizer_state(getattr(self, name).state_dict(), k))
+        self.view.step = self.step
+        return self.view
 
 
 def _stack_optimizer_states(states: list[dict]) -> dict:

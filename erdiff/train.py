@@ -159,18 +159,13 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
 
         max_action = get_task(config.task).max_action
     buffer = TransitionBuffer(dataset, device)
-    agents, generators = [], []
-    for seed_config in configs:
+    agents, generators, records = [], [], []
+    start_epoch, previous_time = 0, 0.0
+    for seed_config, run_dir, checkpoint in zip(configs, run_dirs, checkpoints):
         set_seed(seed_config.seed)
         agent = ERDiffAgent(buffer.state_dim, buffer.action_dim, max_action, config.agent, compile=tc.compile)
-        agents.append(agent.to(device))
-        agent.make_optimizers()
-        generators.append(_training_generator(device, seed_config.seed))
-
-    config_dicts = [seed_config.to_dict() for seed_config in configs]
-    records: list[list[dict]] = []
-    start_epoch, previous_time = 0, 0.0
-    for agent, generator, run_dir, checkpoint, seed_config in zip(agents, generators, run_dirs, checkpoints, configs):
+        agent.to(device).make_optimizers()
+        generator = _training_generator(device, seed_config.seed)
         if checkpoint is not None:
             agent.load_training_state(checkpoint["agent"])
             restore_rng_states(checkpoint["rng"])
@@ -181,18 +176,23 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
             records.append([])
         results.write_metrics(run_dir, records[-1])
         results.atomic_write_text(run_dir / results.CONFIG_FILE, dump_yaml(seed_config))
+        agents.append(agent)
+        generators.append(generator)
+    config_dicts = [seed_config.to_dict() for seed_config in configs]
+    # Packed seeds live stacked in the learner; dropping the list frees the separate copies.
+    packed = PackedAgents(agents) if len(agents) > 1 else None
+    learner = packed or agents[0]
+    del agents
 
     if evaluators is None and tc.eval_episodes > 0:
         from erdiff.tasks import make_evaluator
 
         evaluators = [make_evaluator(config.task, tc.eval_episodes, seed_config.seed) for seed_config in configs]
 
-    packed = PackedAgents(agents) if len(agents) > 1 else None
-    learner = packed or agents[0]
     steps_per_period = tc.eval_every * tc.steps_per_epoch
     total_steps = tc.epochs * tc.steps_per_epoch
     session_start = time.perf_counter()
-    loss_sums = torch.zeros(len(LOSS_KEYS), len(agents), device=device)
+    loss_sums = torch.zeros(len(LOSS_KEYS), len(configs), device=device)
     steps_in_period = 0
     lr_factor = None
     progress_bar = _progress_bar(progress, total_steps, learner.step, config.task, [c.seed for c in configs])
@@ -208,7 +208,7 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
                     batch, noise = packed.draw(buffer, tc.batch_size, generators)
                 else:
                     batch = buffer.sample(tc.batch_size, generators[0])
-                    noise = agents[0].draw_step_noise(tc.batch_size, generators[0], device)
+                    noise = learner.draw_step_noise(tc.batch_size, generators[0], device)
                 with update_precision(device, tc.precision):
                     step_metrics = learner.update(batch, noise)
                 loss_sums += torch.stack([step_metrics[key] for key in LOSS_KEYS]).reshape(len(LOSS_KEYS), -1)
@@ -217,15 +217,14 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
             if epoch % tc.eval_every != 0 and epoch != tc.epochs:
                 continue
 
-            if packed is not None:
-                packed.sync_agents()
             time_s = previous_time + time.perf_counter() - session_start
             mean_losses = (loss_sums / steps_in_period).T.tolist()
             loss_sums.zero_()
             steps_in_period = 0
             finished = epoch == tc.epochs
             stop = False
-            for k, (agent, seed_config, run_dir) in enumerate(zip(agents, configs, run_dirs)):
+            for k, (seed_config, run_dir) in enumerate(zip(configs, run_dirs)):
+                agent = packed.seed_agent(k) if packed is not None else learner
                 record = {"step": agent.step, "epoch": epoch, "time_s": time_s}
                 record.update(_evaluate(agent, evaluators[k] if evaluators else None, seed_config.seed, device))
                 record.update(zip(LOSS_KEYS, mean_losses[k]))
@@ -244,8 +243,8 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
                 if on_evaluation is not None and on_evaluation(record, run_dir):
                     stop = True
             if stop and not finished:
-                for k, (agent, run_dir) in enumerate(zip(agents, run_dirs)):
-                    _write_summary(run_dir, config_dicts[k], records[k], agent.step, epoch, time_s, status="stopped")
+                for k, run_dir in enumerate(run_dirs):
+                    _write_summary(run_dir, config_dicts[k], records[k], learner.step, epoch, time_s, status="stopped")
             scores = [r[-1].get("normalized_score_mean") for r in records]
             if all(score is not None for score in scores):
                 progress_bar.set_postfix(score=" ".join(f"{score:.1f}" for score in scores))
