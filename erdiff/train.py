@@ -53,13 +53,18 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _changed_fields(old: dict, new: dict, ignore) -> list[str]:
+    """Flattened config fields whose values differ, except ``tags.*`` and the fields in ``ignore``."""
+    return sorted(k for k in set(old) | set(new)
+                  if k not in ignore and not k.startswith("tags.") and old.get(k) != new.get(k))
+
+
 def _check_resume_config(saved: dict, config: Config, run_dir: Path) -> None:
     # Tags and speed settings may change between a run and its resume; what is learned may not. The saved config
     # goes through Config so that a field added since the run was saved compares as its default.
     old = flatten_config(Config.from_dict(saved, source=f"{run_dir}/checkpoint.pt config").to_dict())
     new = flatten_config(config.to_dict())
-    changed = sorted(k for k in set(old) | set(new)
-                     if k not in NON_LEARNING_FIELDS and not k.startswith("tags.") and old.get(k) != new.get(k))
+    changed = _changed_fields(old, new, ignore=NON_LEARNING_FIELDS)
     if changed:
         details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
         raise RunDirectoryError(f"cannot resume {run_dir}: the config differs from the saved run ({details})")
@@ -118,9 +123,7 @@ def check_packable(configs: list[Config]) -> None:
     """Packed seeds must be one configuration: configs may differ in ``seed`` and ``tags`` only."""
     first = flatten_config(configs[0].to_dict())
     for config in configs[1:]:
-        other = flatten_config(config.to_dict())
-        changed = sorted(k for k in set(first) | set(other)
-                         if k != "seed" and not k.startswith("tags.") and first.get(k) != other.get(k))
+        changed = _changed_fields(first, flatten_config(config.to_dict()), ignore={"seed"})
         if changed:
             raise ErdiffError(f"packed seeds must share one configuration; seed {config.seed} differs from seed "
                               f"{configs[0].seed} in {', '.join(changed)}")
