@@ -13,8 +13,10 @@ kernels instead of K small ones. What differs from a single update, and why it s
 * Adam, Polyak and EMA act element-wise, so on stacked tensors they are K independent updates; only the
   gradient-norm clipping needs a norm per seed (:func:`clip_grad_norm_per_seed_`).
 
-``tests/test_packed.py`` checks that K packed seeds equal K separate runs (float64). Packing pays where a
-single seed leaves the device idle (small ensembles, a GPU shared by many small trials).
+``tests/test_packed.py`` checks that K packed seeds equal K separate runs (float64; in float32 the batched
+products round differently, and training amplifies that until the runs separate: see the README). Packing is
+meant for a device that one seed leaves idle (a GPU running small ensembles); on the 2-core CPU here it is
+slower than separate runs (bench/RESULTS.md).
 """
 
 from __future__ import annotations
