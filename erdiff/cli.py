@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
             if err.name and err.name.split(".")[0] in {"erdiff", "tune", "cluster", "analysis"}:
                 raise
             continue
-        sub = commands.add_parser(name, help=help_text, description=module.__doc__,
+        # No abbreviations: config overrides pass through as unknown options, and `--seed N` must not be read
+        # as an abbreviation of `erdiff train --seeds`.
+        sub = commands.add_parser(name, help=help_text, description=module.__doc__, allow_abbrev=False,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         module.configure(sub)
         sub.set_defaults(_run=module.run)

@@ -40,12 +40,14 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from erdiff.config import load_yaml, make_config, parse_override_args
+    from erdiff.config import ConfigError, load_yaml, make_config, parse_override_args
     from erdiff.train import train, train_seeds
 
     file_data = load_yaml(args.config) if args.config else None
-    config = make_config(args.task, file_data, parse_override_args(args.overrides),
-                         source=args.config or "command line")
+    overrides = parse_override_args(args.overrides)
+    if args.seeds and "seed" in overrides:
+        raise ConfigError("give either --seed (one run) or --seeds (packed seeds), not both")
+    config = make_config(args.task, file_data, overrides, source=args.config or "command line")
     if args.seeds:
         root = Path(args.out) if args.out else Path("runs") / config.task
         configs = [replace(config, seed=seed) for seed in args.seeds]

@@ -63,6 +63,12 @@ def test_train_packed_seeds_writes_one_run_directory_per_seed(tmp_path, capsys):
         assert results.read_config(out / f"seed_{seed}")["seed"] == seed
         assert [r["step"] for r in results.read_metrics(out / f"seed_{seed}")] == [5, 10]
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--task", "toy", "--seeds", "1,1", *SMALL])
+        main(["train", "--task", "toy", "--seeds", "1,1", "--out", str(out), *SMALL])
     assert exit_info.value.code == 2
     assert "seeds must be distinct, got '1,1'" in capsys.readouterr().err
+    # `--seed` is the config override, never an abbreviation of `--seeds`.
+    assert main(["train", "--task", "toy", "--seeds", "1,2", "--seed", "3", "--out", str(out), *SMALL]) == 2
+    assert "give either --seed (one run) or --seeds (packed seeds), not both" in capsys.readouterr().err
+    single = tmp_path / "single"
+    assert main(["train", "--task", "toy", "--seed", "4", "--out", str(single), *SMALL]) == 0
+    assert results.read_config(single)["seed"] == 4
