@@ -24,7 +24,7 @@ from erdiff.agent import ERDiffAgent
 from erdiff.buffer import TransitionBuffer
 from erdiff.config import AgentConfig
 from erdiff.packed import PackedAgents
-from erdiff.train import update_precision
+from erdiff.train import training_step
 
 
 def critic_forward_flops(obs_dim: int, act_dim: int, critics: int, hidden: int = 256) -> int:
@@ -92,18 +92,11 @@ def run(args: argparse.Namespace) -> dict:
                                "actions": rng.uniform(-1, 1, size=(size, args.act_dim)),
                                "next_observations": rng.normal(size=(size, args.obs_dim)),
                                "rewards": rng.normal(size=size), "terminals": np.zeros(size)}, device)
-    packed = PackedAgents(agents) if args.seeds > 1 else None
-    learner = packed or agents[0]
+    learner = PackedAgents(agents) if args.seeds > 1 else agents[0]
     del agents  # as in training: packed seeds live only in their stacked tensors
 
-    def step() -> None:  # as erdiff.train's loop does it
-        if packed is not None:
-            batch, noise = packed.draw(buffer, args.batch, generators)
-        else:
-            batch = buffer.sample(args.batch, generators[0])
-            noise = learner.draw_step_noise(args.batch, generators[0], device)
-        with update_precision(device, args.dtype):
-            learner.update(batch, noise)
+    def step() -> None:
+        training_step(learner, buffer, generators, args.batch, args.dtype)
 
     start = time.perf_counter()
     for _ in range(args.warmup):

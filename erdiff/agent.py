@@ -119,9 +119,6 @@ class ERDiffAgent(nn.Module):
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.config.actor_lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=self.config.critic_lr, fused=True)
 
-    def set_learning_rate_factor(self, factor: float) -> None:
-        set_learning_rates(self, factor)
-
     # ---- one gradient step ---------------------------------------------------------------------------
     def draw_step_noise(self, batch_size: int, generator: torch.Generator | None = None,
                         device: torch.device | None = None, dtype: torch.dtype | None = None) -> StepNoise:

@@ -26,7 +26,7 @@ import copy
 import torch
 from torch.func import functional_call, vmap
 
-from erdiff.agent import ERDiffAgent, StepNoise, set_learning_rates, soft_updates, step_metrics
+from erdiff.agent import ERDiffAgent, StepNoise, soft_updates, step_metrics
 from erdiff.buffer import TransitionBuffer
 from erdiff.critic import eager_bias_mish
 
@@ -51,7 +51,6 @@ class PackedAgents:
     state into the first agent for evaluation and checkpoints."""
 
     def __init__(self, agents: list[ERDiffAgent]):
-        self.num_seeds = len(agents)
         self.config = agents[0].config
         # The first agent is also the structure (and the SDE buffers) that functional_call evaluates. Its critic
         # uses aten's Mish: train.compile's compiled activation runs 2x slower under vmap (M = 64, CPU).
@@ -72,9 +71,6 @@ class PackedAgents:
 
     def _group(self, prefix: str) -> list[torch.Tensor]:
         return [self.params[name] for name in self.names[prefix]]
-
-    def set_learning_rate_factor(self, factor: float) -> None:
-        set_learning_rates(self, factor)
 
     def draw(self, buffer: TransitionBuffer, batch_size: int, generators: list[torch.Generator]):
         """Each seed's batch and step noise from its own generator, stacked: ([K, B, …] batch, StepNoise)."""

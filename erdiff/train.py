@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from erdiff import results
-from erdiff.agent import ERDiffAgent, learning_rate_factor
+from erdiff.agent import ERDiffAgent, learning_rate_factor, set_learning_rates
 from erdiff.buffer import TransitionBuffer
 from erdiff.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states, save_checkpoint
 from erdiff.config import NON_LEARNING_FIELDS, Config, dump_yaml, flatten_config
@@ -90,6 +90,19 @@ def _prepare_run_dir(run_dir: Path, config: Config, resume: bool) -> dict | None
 def update_precision(device: torch.device, precision: str):
     """The context of a gradient step: bfloat16 autocast for ``train.precision = bfloat16``, else a no-op."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
+def training_step(learner: ERDiffAgent | PackedAgents, buffer: TransitionBuffer, generators: list[torch.Generator],
+                  batch_size: int, precision: str) -> dict[str, torch.Tensor]:
+    """One update of one agent, or of packed seeds (metrics are then [K] tensors), with each seed's batch and
+    step noise drawn from its own generator."""
+    if isinstance(learner, PackedAgents):
+        batch, noise = learner.draw(buffer, batch_size, generators)
+    else:
+        batch = buffer.sample(batch_size, generators[0])
+        noise = learner.draw_step_noise(batch_size, generators[0], buffer.device)
+    with update_precision(buffer.device, precision):
+        return learner.update(batch, noise)
 
 
 def load_dataset_for(config: Config) -> dict[str, np.ndarray]:
@@ -205,15 +218,9 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
                 factor = learning_rate_factor(config.agent.lr_schedule, learner.step, total_steps, steps_per_period,
                                               tc.epochs)
                 if factor != lr_factor:
-                    learner.set_learning_rate_factor(factor)
+                    set_learning_rates(learner, factor)
                     lr_factor = factor
-                if packed is not None:
-                    batch, noise = packed.draw(buffer, tc.batch_size, generators)
-                else:
-                    batch = buffer.sample(tc.batch_size, generators[0])
-                    noise = learner.draw_step_noise(tc.batch_size, generators[0], device)
-                with update_precision(device, tc.precision):
-                    step_metrics = learner.update(batch, noise)
+                step_metrics = training_step(learner, buffer, generators, tc.batch_size, tc.precision)
                 loss_sums += torch.stack([step_metrics[key] for key in LOSS_KEYS]).reshape(len(LOSS_KEYS), -1)
                 steps_in_period += 1
             progress_bar.update(tc.steps_per_epoch)
