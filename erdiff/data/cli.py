@@ -72,8 +72,12 @@ def _info(args: argparse.Namespace) -> int:
     import numpy as np
 
     from erdiff.data.d4rl import read_d4rl_hdf5
+    from erdiff.tasks import get_task
 
-    raw = read_d4rl_hdf5(args.file)
+    # A behaviour score against another task's references would be meaningless: check the sizes first.
+    task = get_task(args.task) if args.task is not None else None
+    obs_dim, act_dim = (task.obs_dim, task.act_dim) if task else (None, None)
+    raw = read_d4rl_hdf5(args.file, expected_obs_dim=obs_dim, expected_act_dim=act_dim)
     print(f"{args.file}: {len(raw['observations'])} rows")
     for key in sorted(raw):
         value = raw[key]
