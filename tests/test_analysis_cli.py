@@ -76,6 +76,15 @@ def test_malformed_and_diverged_runs_are_notes_not_tracebacks(results, capsys):
     assert "1 diverged run(s) (non-finite critic_loss), never scored: res/nan (step 200)" in out
 
 
+def test_plots_of_a_table_without_scores_are_skipped(tmp_path, capsys):
+    write_run(tmp_path / "res" / "a", "hopper-medium-v2", 0, [1.0], status="diverged",
+              divergence={"step": 100, "epoch": 1, "quantity": "critic_loss"})
+    for extra in ([], ["--ablation", "agent.T", "agent.num_critics"]):
+        assert run_table([str(tmp_path / "res"), "--plots", str(tmp_path / "fig"), *extra]) == 0
+        assert "1 diverged run(s) (non-finite critic_loss)" in capsys.readouterr().out
+    assert not (tmp_path / "fig").exists()
+
+
 def test_ablation_rejects_label(results):
     with pytest.raises(CollectError, match="--label and --baseline apply to the D4RL table"):
         run_table([str(results), "--ablation", "agent.T", "agent.num_critics", "--label", "agent.T"])
