@@ -345,6 +345,8 @@ def load_yaml(path: str | Path, what: str = "config file", error: type[ErdiffErr
         raise error(f"{what} {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError as err:
+        raise error(f"{what} {path} is not UTF-8 text ({err})") from err
     except yaml.YAMLError as err:
         raise error(f"{what} {path} is not valid YAML: {err}") from err
     if data is None:

@@ -133,6 +133,10 @@ def test_yaml_errors(tmp_path):
         load_yaml(listing)
     with pytest.raises(ConfigError, match="'agent' must be a mapping"):
         Config.from_dict({"task": "toy", "agent": 3})
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfeagent: {}")
+    with pytest.raises(ConfigError, match="binary.yaml is not UTF-8 text"):
+        load_yaml(binary)
 
 
 def test_every_field_is_documented():
