@@ -115,9 +115,10 @@ def test_info_and_checksum_show_the_digest_and_the_record(tmp_path, capsys):
     assert "missing.hdf5: no such file" in capsys.readouterr().err
 
 
-def test_a_malformed_record_is_one_clear_error(tmp_path):
+@pytest.mark.parametrize("record", [b"not a digest\n", b"", b"\xff\xfe" * 40])
+def test_a_malformed_record_is_one_clear_error(tmp_path, record):
     path = make_dataset(TASK, tmp_path / "p.hdf5", size=200)
-    (tmp_path / "p.hdf5.sha256").write_text("not a digest\n")
+    (tmp_path / "p.hdf5.sha256").write_bytes(record)
     with pytest.raises(ChecksumError, match=r"p.hdf5.sha256: expected '<64 hex digits>  p.hdf5'"):
         load_task_dataset(TASK, path)
 

@@ -50,7 +50,7 @@ def recorded_sha256(path: str | Path) -> str | None:
     sidecar = sidecar_path(path)
     if not sidecar.is_file():
         return None
-    fields = sidecar.read_text().split()
+    fields = sidecar.read_text(errors="replace").split()  # binary garbage is reported below, not raised
     digest = fields[0].lower() if fields else ""
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         raise ChecksumError(f"{sidecar}: expected '<64 hex digits>  {Path(path).name}' (sha256sum format); "
