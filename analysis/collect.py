@@ -44,8 +44,6 @@ from erdiff.results import (
     read_summary,
 )
 
-"""Config fields that change where and how fast a run trains, not what it learns."""
-
 STALE_AFTER_S = 2 * 3600.0
 """A run whose summary says "running" but whose files are older than this is taken to have died."""
 
