@@ -300,8 +300,8 @@ def collect(roots, stale_after: float = STALE_AFTER_S, now: float | None = None)
                 runs.append(_read_run(path, name, now, stale_after))
             except ResultsError as err:
                 malformed.append(f"{name}: {err}")
-            except (OSError, UnicodeDecodeError) as err:  # erdiff.results' readers let these through
-                malformed.append(f"{name}: a file cannot be read as text ({err})")
+            except OSError as err:  # a file that cannot be opened (permissions, a dangling link)
+                malformed.append(f"{name}: a file cannot be read ({err.strerror}: {err.filename})")
     notes = [f"skipped {len(malformed)} malformed run(s): {'; '.join(malformed)}"] if malformed else []
     if not runs:
         where = ", ".join(map(str, roots))

@@ -101,13 +101,20 @@ def write_metrics(run_dir: str | Path, records: list[dict]) -> None:
     atomic_write_text(Path(run_dir) / METRICS_FILE, lines)
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError as err:
+        raise ResultsError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+
+
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """The evaluation records of a run; a torn last line (a crash mid-write by another tool) is an error."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -122,7 +129,7 @@ def read_summary(run_dir: str | Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        return json.loads(_read_text(path))
     except json.JSONDecodeError as err:
         raise ResultsError(f"{path}: not valid JSON ({err})") from err
 
@@ -132,7 +139,7 @@ def read_config(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise ResultsError(f"{run_dir} is not a run directory: {CONFIG_FILE} is missing")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(_read_text(path))
     except yaml.YAMLError as err:
         raise ResultsError(f"{path}: not valid YAML ({err})") from err
     if not isinstance(data, dict):

@@ -54,6 +54,11 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ErdiffError(f"config field 'train.device' = {name!r} but CUDA is not available on this machine")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ErdiffError(f"config field 'train.device' = {name!r} but this machine has "
+                          f"{torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ErdiffError(f"config field 'train.device' = {name!r} but MPS is not available on this machine")
     return device
 
 

@@ -165,7 +165,8 @@ def _edit_config(old: str, new: str):
                                                           "object"),
     (_rewrite("metrics.jsonl", '{"step": true}\n'), "metrics.jsonl: record 1 has no integer 'step'"),
     (_rewrite("config.yaml", "- 1\n"), "config.yaml: expected a mapping"),
-    (lambda run: (run / "summary.json").write_bytes(b"\xff\xfe{}"), "a file cannot be read as text ('utf-8' codec"),
+    (lambda run: (run / "summary.json").write_bytes(b"\xff\xfe{}"),
+     "summary.json: not UTF-8 text (invalid start byte at byte 0)"),
     (_edit_config("num_critics: 64", "num_critics: [4]"), "config.yaml: field 'agent.num_critics' = [4] is not "
                                                           "a single value"),
     (_edit_config("seed: 2", "seed: true"), "config.yaml: field 'seed' is missing or not an integer"),

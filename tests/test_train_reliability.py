@@ -294,3 +294,13 @@ def test_run_files_get_the_process_umask(tmp_path, linear_dataset, umask, mode):
         os.umask(previous)
     for name in (results.CONFIG_FILE, results.METRICS_FILE, results.SUMMARY_FILE, results.CHECKPOINT_FILE):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+@pytest.mark.parametrize("device", ["cuda:1", "mps"])
+def test_a_device_this_machine_lacks_is_one_error(device, capsys):
+    if device == "mps" and torch.backends.mps.is_available() or device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip(f"{device} exists here")
+    assert main(["train", *TRAIN_ARGS, "--train.device", device, "--train.epochs", "1"]) == 2
+    message = capsys.readouterr().err
+    assert f"'train.device' = {device!r}" in message and "not available" in message
+
