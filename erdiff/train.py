@@ -28,7 +28,7 @@ from erdiff.checkpoint import capture_rng_states, load_checkpoint, restore_rng_s
 from erdiff.config import NON_LEARNING_FIELDS, Config, dump_yaml, flatten_config
 from erdiff.errors import ErdiffError
 from erdiff.packed import PackedAgents
-from erdiff.runlock import hold_run_dirs
+from erdiff.runlock import LOCK_FILE, hold_run_dirs
 
 logger = logging.getLogger(__name__)
 
@@ -207,23 +207,46 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
     ``diverged`` and its last finite checkpoint (the other packed seeds go on)."""
     check_packable(configs)
     run_dirs = [Path(out_dir) for out_dir in out_dirs]
+    created = [run_dir for run_dir in run_dirs if not run_dir.exists()]
     for run_dir in run_dirs:
         _make_run_dir(run_dir)
     with hold_run_dirs(run_dirs, wait_s=lock_wait_s):
-        active = list(range(len(configs)))
-        if resume:
-            for k, run_dir in enumerate(run_dirs):
-                ended = _ended_summary(run_dir)
-                if ended is not None:
-                    _check_resume_config(_saved_config(run_dir), configs[k], run_dir)
-                    logger.warning("%s: the run has already ended (status %s); nothing to resume", run_dir,
-                                   ended["status"])
-                    active.remove(k)
-        if active:
-            _train_locked([configs[k] for k in active], [run_dirs[k] for k in active], dataset=dataset,
-                          evaluators=None if evaluators is None else [evaluators[k] for k in active],
-                          max_action=max_action, resume=resume, progress=progress, on_evaluation=on_evaluation)
-        return [results.read_summary(run_dir) for run_dir in run_dirs]
+        try:
+            active = _seeds_to_train(configs, run_dirs, resume)
+            if active:
+                _train_locked([configs[k] for k in active], [run_dirs[k] for k in active], dataset=dataset,
+                              evaluators=None if evaluators is None else [evaluators[k] for k in active],
+                              max_action=max_action, resume=resume, progress=progress, on_evaluation=on_evaluation)
+        except BaseException:
+            for run_dir in created:
+                _remove_if_no_results(run_dir)
+            raise
+    return [results.read_summary(run_dir) for run_dir in run_dirs]
+
+
+def _seeds_to_train(configs: list[Config], run_dirs: list[Path], resume: bool) -> list[int]:
+    """Indices of the seeds to train: with ``resume``, a run that has ended is left as it is."""
+    active = list(range(len(configs)))
+    if resume:
+        for k, run_dir in enumerate(run_dirs):
+            ended = _ended_summary(run_dir)
+            if ended is not None:
+                _check_resume_config(_saved_config(run_dir), configs[k], run_dir)
+                logger.warning("%s: the run has already ended (status %s); nothing to resume", run_dir,
+                               ended["status"])
+                active.remove(k)
+    return active
+
+
+def _remove_if_no_results(run_dir: Path) -> None:
+    """Remove a run directory this call created when it failed (or was interrupted) before its first
+    evaluation: it holds only the lock, the config and an empty metrics file, which a retry would trip over."""
+    names = {path.name for path in run_dir.iterdir()}
+    if not names <= {LOCK_FILE, results.CONFIG_FILE, results.METRICS_FILE} or results.read_metrics(run_dir):
+        return
+    for name in names:
+        (run_dir / name).unlink()
+    run_dir.rmdir()
 
 
 def _train_locked(configs: list[Config], run_dirs: list[Path], *, dataset, evaluators, max_action, resume: bool,

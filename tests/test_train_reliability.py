@@ -304,3 +304,20 @@ def test_a_device_this_machine_lacks_is_one_error(device, capsys):
     message = capsys.readouterr().err
     assert f"'train.device' = {device!r}" in message and "not available" in message
 
+
+
+def test_a_run_that_fails_before_training_leaves_nothing_behind(tmp_path, capsys):
+    out = tmp_path / "runs" / "new"
+    assert main(["train", *TRAIN_ARGS, "--out", str(out), "--train.dataset", str(tmp_path / "missing.hdf5")]) == 2
+    assert "missing.hdf5" in capsys.readouterr().err
+    assert not out.exists()  # a retry with the right file needs no --resume and trips over nothing
+
+
+def test_a_failed_resume_keeps_the_directory_it_did_not_create(tmp_path, linear_dataset):
+    config = small_config(**{"train.epochs": 2})
+    train(config, tmp_path, dataset=linear_dataset, max_action=1.0, progress=False)
+    before = file_bytes(tmp_path)
+    with pytest.raises(RunDirectoryError, match="config differs"):
+        train(small_config(**{"train.epochs": 3}), tmp_path, dataset=linear_dataset, max_action=1.0,
+              progress=False, resume=True)
+    assert file_bytes(tmp_path) == before
