@@ -13,7 +13,9 @@ identical to an uninterrupted one (on CPU; CUDA kernels may be non-deterministic
 from __future__ import annotations
 
 import logging
+import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -324,7 +326,7 @@ def _train_locked(configs: list[Config], run_dirs: list[Path], *, dataset, evalu
                 loss_sums += values
                 nonfinite_since = first_nonfinite_step(nonfinite_since, values, learner.step)
                 steps_in_period += 1
-            progress_bar.update(tc.steps_per_epoch)
+                progress_bar.update()  # redraws at most once a second, so an epoch of minutes still moves
             time_s = previous_time + time.perf_counter() - session_start
             for k, divergence in enumerate(find_divergence(nonfinite_since, learner.finite_weights(), learner.step,
                                                            epoch)):
@@ -450,5 +452,16 @@ def _progress_bar(enabled: bool, total: int, initial: int, task: str, seeds: lis
     from tqdm.auto import tqdm
 
     label = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(map(str, seeds))}"
+    # A terminal that reports a size of 0 (some detached ptys) gets no bar at all from tqdm: give it 80 x 24.
+    known_size = _terminal_width(sys.stderr) != 0
     return tqdm(total=total, initial=initial, disable=not enabled, unit="step", desc=f"{task} {label}",
-                dynamic_ncols=True, mininterval=1.0)
+                dynamic_ncols=known_size, ncols=None if known_size else 80, nrows=None if known_size else 24,
+                mininterval=1.0)
+
+
+def _terminal_width(stream) -> int | None:
+    """The width the terminal behind ``stream`` reports, or None when it is not a terminal."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return None

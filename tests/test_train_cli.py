@@ -72,3 +72,46 @@ def test_train_packed_seeds_writes_one_run_directory_per_seed(tmp_path, capsys):
     single = tmp_path / "single"
     assert main(["train", "--task", "toy", "--seed", "4", "--out", str(single), *SMALL]) == 0
     assert results.read_config(single)["seed"] == 4
+
+
+def run_in_zero_size_terminal(argv: list[str], env: dict) -> str:
+    """Run ``python -m erdiff.cli ARGV`` on a pseudo-terminal that reports 0 columns and 0 rows; its output."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import sys
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal is its stdin, stdout and stderr
+        os.execve(sys.executable, [sys.executable, "-m", "erdiff.cli", *argv], env)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
+    output = b""
+    while select.select([fd], [], [], 300)[0]:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.waitpid(pid, 0)
+    return output.decode(errors="replace")
+
+
+def test_progress_bar_moves_within_an_epoch_even_on_a_zero_width_terminal(tmp_path):
+    import os
+    import re
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    output = run_in_zero_size_terminal(["train", "--task", "toy", "--out", str(tmp_path / "run"),
+                                        "--agent.num_critics", "2", "--agent.hidden_dim", "256",
+                                        "--train.batch_size", "256", "--train.epochs", "1",
+                                        "--train.steps_per_epoch", "400", "--train.eval_episodes", "0"], env)
+    counts = {int(done) for done in re.findall(r"(\d+)/400 \[", output)}
+    assert 400 in counts, output[-500:]
+    # One epoch of several seconds: the bar redraws (at most once a second) before the epoch ends.
+    assert any(0 < done < 400 for done in counts), output[-500:]
