@@ -7,7 +7,12 @@ Every ``eval_every`` epochs (and after the last one) it evaluates the policy, ap
 
 Resuming (``resume=True``) restores networks, optimizers, step and all RNG states from the checkpoint and
 drops metric records written after it, so a run interrupted at any moment and resumed ends bitwise
-identical to an uninterrupted one (on CPU; CUDA kernels may be non-deterministic).
+identical to an uninterrupted one (on CPU; CUDA kernels may be non-deterministic). A resume never removes
+anything else: a run with records but no checkpoint is refused, an ended run is left as it is.
+
+One process writes a run directory at a time (:mod:`erdiff.runlock`). A seed whose losses, Q-values or weights
+become non-finite stops at the end of that epoch: summary status ``diverged``, no score, the last finite
+checkpoint kept (README, "Reliability").
 """
 
 from __future__ import annotations
