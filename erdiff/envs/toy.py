@@ -1,6 +1,6 @@
 """The two-step toy task of the paper's Figure 1, as a Gymnasium environment.
 
-The paper's caption (method.md §4) fixes only the shape of the task: a 1-D state that starts at 0, two
+The paper's caption (docs/method.md §16) fixes only the shape of the task: a 1-D state that starts at 0, two
 steps, a reward that is a mixture of Gaussians over states, and an unbalanced offline dataset with most
 samples in low-reward states. The numbers below are OUR reconstruction, not the paper's:
 
