@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from erdiff.envs.evaluate import SEED_OFFSET, Policy
-from erdiff.envs.make import make_gym_env
+from erdiff.envs.make import make_gym_env, register_envs
 from erdiff.errors import ErdiffError
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -71,6 +71,9 @@ DEFAULT_FPS = 30.0
 def record_episode(env_id: str, policy: Policy, seed: int) -> Episode:
     """One episode of ``policy`` with a frame per step, reset with ``seed + 100`` like the first evaluation
     episode."""
+    declared = _declared_render_modes(env_id)
+    if declared is not None and "rgb_array" not in declared:  # checked first: gymnasium.make would only warn
+        raise VideoError(f"the environment {env_id} cannot render frames (no rgb_array render mode)")
     try:
         env = make_gym_env(env_id, render_mode="rgb_array")
     except TypeError:  # an environment whose constructor takes no render_mode
@@ -90,6 +93,15 @@ def record_episode(env_id: str, policy: Policy, seed: int) -> Episode:
     finally:
         env.close()  # frees the GL context now, not in an interpreter-exit finalizer
     return Episode(frames, episode_return, float(env.metadata.get("render_fps") or DEFAULT_FPS))
+
+
+def _declared_render_modes(env_id: str) -> list[str] | None:
+    """The render modes the environment class of ``env_id`` declares; None when its entry point is a function."""
+    register_envs()
+    entry_point = gym.spec(env_id).entry_point
+    creator = entry_point if callable(entry_point) else gym.envs.registration.load_env_creator(entry_point)
+    metadata = getattr(creator, "metadata", None)
+    return metadata.get("render_modes") if isinstance(metadata, dict) else None
 
 
 def _render(env: gym.Env, env_id: str) -> np.ndarray:
