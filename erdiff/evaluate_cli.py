@@ -61,15 +61,14 @@ def run(args: argparse.Namespace) -> int:
     evaluator = make_evaluator(task.name, episodes, seed)
     if evaluator is None:
         raise ErdiffError(f"task {task.name} has no evaluation environment; {args.run_dir} cannot be evaluated")
-    device = agent.critic.weights[0].device
     with evaluator:
-        outcome = evaluator(agent.policy(evaluation_generator(seed, device)))
+        outcome = evaluator(agent.policy(evaluation_generator(seed, trained.device)))
     line = {"task": task.name, "seed": seed, "step": trained.step, "episodes": episodes, **outcome}
     if video_path is not None:
         from erdiff.envs.video import record_episode, write_video
 
         # A fresh generator: the filmed episode does not depend on how many episodes were evaluated before it.
-        episode = record_episode(task.env_id, agent.policy(evaluation_generator(seed, device)), seed)
+        episode = record_episode(task.env_id, agent.policy(evaluation_generator(seed, trained.device)), seed)
         write_video(video_path, episode.frames, episode.fps)
         height, width = episode.frames[0].shape[:2]
         print(f"video: {video_path} ({len(episode.frames)} frames of {width}x{height} at {episode.fps:g} fps, "

@@ -17,8 +17,9 @@ import torch
 from erdiff import results
 from erdiff.agent import ERDiffAgent
 from erdiff.checkpoint import CheckpointError, load_checkpoint
-from erdiff.config import Config
+from erdiff.config import DEVICE_PATTERN, Config
 from erdiff.envs.evaluate import SEED_OFFSET, Policy
+from erdiff.errors import ErdiffError
 from erdiff.tasks import get_task
 from erdiff.train import resolve_device
 
@@ -30,6 +31,8 @@ class TrainedAgent(NamedTuple):
     """the run's configuration (config.yaml)"""
     step: int
     """the gradient step of the checkpoint"""
+    device: torch.device
+    """where the agent's networks are"""
 
 
 def load_agent(run_dir: str | Path, device: str = "cpu") -> TrainedAgent:
@@ -41,19 +44,31 @@ def load_agent(run_dir: str | Path, device: str = "cpu") -> TrainedAgent:
     if not checkpoint_path.exists():
         raise CheckpointError(f"{run_dir} holds no {results.CHECKPOINT_FILE}: the run has not reached its first "
                               "evaluation, or the file was removed")
-    torch_device = resolve_device(device)
+    torch_device = policy_device(device)
     checkpoint = load_checkpoint(checkpoint_path, map_location=torch_device)
     task = get_task(config.task)
     # The task's sizes and bound, as the training loop uses when it is given no dataset or bound of its own.
     agent = ERDiffAgent(task.obs_dim, task.act_dim, task.max_action, config.agent)
     try:
         agent.load_state_dict(checkpoint["agent"]["networks"])
+        step = int(checkpoint["agent"]["step"])
     except (KeyError, RuntimeError) as err:
         reason = str(err).splitlines()[0] if isinstance(err, RuntimeError) else f"no entry {err}"
         raise CheckpointError(f"checkpoint {checkpoint_path} does not fit the agent that {results.CONFIG_FILE} "
                               f"describes for task {config.task} ({reason})") from None
     agent.to(torch_device).eval()
-    return TrainedAgent(agent, config, int(checkpoint["agent"]["step"]))
+    return TrainedAgent(agent, config, step, torch_device)
+
+
+def policy_device(name: str) -> torch.device:
+    """The torch device called ``name`` (auto, cpu, cuda, cuda:N or mps); a clear error if it is no such name or
+    CUDA is asked for on a machine without it."""
+    if not DEVICE_PATTERN.fullmatch(name):
+        raise ErdiffError(f"device {name!r}: expected auto, cpu, cuda, cuda:N (N = 0, 1, ...) or mps")
+    try:
+        return resolve_device(name)
+    except ErdiffError:  # its message names the config field train.device, not this argument
+        raise ErdiffError(f"device {name!r}: CUDA is not available on this machine") from None
 
 
 def evaluation_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
@@ -65,6 +80,5 @@ def load_policy(run_dir: str | Path, device: str = "cpu", seed: int | None = Non
     """The run's batched numpy policy, float32 observations [N, obs_dim] -> actions [N, act_dim], drawing
     from one generator seeded with ``seed + 100`` (``seed``: the run's own by default) for the policy's life."""
     trained = load_agent(run_dir, device)
-    device_of_agent = trained.agent.critic.weights[0].device
-    generator = evaluation_generator(trained.config.seed if seed is None else seed, device_of_agent)
+    generator = evaluation_generator(trained.config.seed if seed is None else seed, trained.device)
     return trained.agent.policy(generator)

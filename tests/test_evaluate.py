@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 import erdiff
 from erdiff import results
@@ -145,6 +146,15 @@ def test_checkpoint_of_another_configuration_is_one_line(toy_run, tmp_path, caps
     config = (run_dir / results.CONFIG_FILE).read_text().replace("hidden_dim: 16", "hidden_dim: 32")
     (run_dir / results.CONFIG_FILE).write_text(config)
     assert "does not fit the agent that config.yaml describes" in one_line_error(capsys, run_dir)
+
+
+@pytest.mark.parametrize("device, message", [
+    ("gpu0", "device 'gpu0': expected auto, cpu, cuda, cuda:N"),
+    pytest.param("cuda", "device 'cuda': CUDA is not available", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="this machine has CUDA")),
+])
+def test_bad_device_is_one_line(toy_run, device, message, capsys):
+    assert message in one_line_error(capsys, toy_run, "--device", device)
 
 
 def test_bad_video_name_and_missing_video_package_are_one_line(toy_run, tmp_path, capsys, monkeypatch):
