@@ -69,11 +69,12 @@ def run(args: argparse.Namespace) -> int:
 
         # A fresh generator: the filmed episode does not depend on how many episodes were evaluated before it.
         episode = record_episode(task.env_id, agent.policy(evaluation_generator(seed, trained.device)), seed)
-        write_video(video_path, episode.frames, episode.fps)
+        frames, fps = write_video(video_path, episode.frames, episode.fps)
         height, width = episode.frames[0].shape[:2]
-        print(f"video: {video_path} ({len(episode.frames)} frames of {width}x{height} at {episode.fps:g} fps, "
-              f"return {episode.episode_return:.4g})", file=sys.stderr)
-        line["video"] = {"file": str(video_path), "frames": len(episode.frames), "return": episode.episode_return}
+        print(f"video: {video_path} ({frames} frames of {width}x{height} at {fps:.3g} fps, episode of "
+              f"{len(episode.frames) - 1} steps, return {episode.episode_return:.4g})", file=sys.stderr)
+        line["video"] = {"file": str(video_path), "frames": frames, "steps": len(episode.frames) - 1,
+                         "return": episode.episode_return}
     print(json.dumps(line))
     return 0
 

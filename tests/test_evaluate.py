@@ -95,7 +95,7 @@ def test_toy_gif_has_a_frame_per_state(toy_run, tmp_path, capsys):
     printed = evaluate(capsys, toy_run, "--episodes", 2, "--video", video)
     frames = iio.imread(video)
     assert frames.shape == (3, 128, 256, 3)  # the start state and the two steps' states
-    assert printed["video"]["file"] == str(video) and printed["video"]["frames"] == 3
+    assert printed["video"]["file"] == str(video) and printed["video"]["frames"] == 3 and printed["video"]["steps"] == 2
     assert len({frame.tobytes() for frame in frames}) > 1  # the red bar moves with the state
 
 
@@ -113,9 +113,22 @@ def test_hopper_mp4_rendered_offscreen(tmp_path):
     printed = json.loads(done.stdout)
     assert printed["task"] == "hopper-noisy" and printed["step"] == 3 and len(printed["episode_returns"]) == 1
     frames = iio.imread(video)
-    assert len(frames) == printed["video"]["frames"] >= 5 and frames.shape[1:] == (480, 480, 3)
+    assert len(frames) == printed["video"]["frames"] == printed["video"]["steps"] + 1 >= 5  # 125 fps: every step
+    assert frames.shape[1:] == (480, 480, 3)
     assert len({frame.tobytes() for frame in frames}) > len(frames) // 2  # the hopper moves: frames differ
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+def test_gif_of_a_fast_environment_keeps_real_time(tmp_path):
+    import imageio.v3 as iio
+
+    from erdiff.envs.video import write_video
+
+    frames = [np.full((16, 16, 3), value, dtype=np.uint8) for value in range(0, 250, 10)]  # 25 frames
+    written, fps = write_video(tmp_path / "fast.gif", frames, fps=125.0)  # Hopper-v4's rate
+    assert (written, fps) == (9, pytest.approx(125.0 / 3))  # every third frame: a 20 ms delay, GIF's shortest
+    assert len(iio.imread(tmp_path / "fast.gif")) == 9
+    assert write_video(tmp_path / "fast.mp4", frames, fps=125.0) == (25, 125.0)
 
 
 def one_line_error(capsys, *argv):

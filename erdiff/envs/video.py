@@ -9,6 +9,7 @@ two libraries the machine has (it must run before MuJoCo's renderer is imported)
 from __future__ import annotations
 
 import ctypes.util
+import math
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -66,6 +67,7 @@ class Episode(NamedTuple):
 
 DEFAULT_FPS = 30.0
 """Frame rate of environments that do not state one."""
+GIF_MAX_FPS = 50.0
 
 
 def record_episode(env_id: str, policy: Policy, seed: int) -> Episode:
@@ -116,13 +118,19 @@ def _render(env: gym.Env, env_id: str) -> np.ndarray:
     return np.asarray(frame, dtype=np.uint8)
 
 
-def write_video(path: str | Path, frames: list[np.ndarray], fps: float) -> None:
-    """Write ``frames`` to ``path`` (.mp4 or .gif; see :func:`check_video_path`) at ``fps`` frames a second."""
+def write_video(path: str | Path, frames: list[np.ndarray], fps: float) -> tuple[int, float]:
+    """Write ``frames`` to ``path`` (.mp4 or .gif; see :func:`check_video_path`), taken at ``fps`` frames a
+    second; return how many frames the file holds and at what rate they play."""
     import imageio.v3 as iio
 
     path = check_video_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".gif":
-        iio.imwrite(path, np.stack(frames), duration=1000.0 / fps, loop=0)
-    else:
-        iio.imwrite(path, np.stack(frames), fps=fps)
+        # GIF delays are whole centiseconds and viewers slow down anything under 2: above 50 fps keep every k-th
+        # frame, so the film still plays in simulated real time.
+        keep_every = math.ceil(fps / GIF_MAX_FPS)
+        kept = frames[::keep_every]
+        iio.imwrite(path, np.stack(kept), duration=1000.0 * keep_every / fps, loop=0)
+        return len(kept), fps / keep_every
+    iio.imwrite(path, np.stack(frames), fps=fps)
+    return len(frames), fps
