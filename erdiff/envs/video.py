@@ -9,6 +9,7 @@ two libraries the machine has (it must run before MuJoCo's renderer is imported)
 from __future__ import annotations
 
 import ctypes.util
+import importlib
 import math
 import os
 from pathlib import Path
@@ -31,7 +32,7 @@ class VideoError(ErdiffError):
 def choose_offscreen_gl() -> str | None:
     """Set ``MUJOCO_GL`` for offscreen rendering when it is unset and there is no display; return its value.
 
-    EGL first (Mesa's software EGL here, the GPU driver's on GPU machines), then OSMesa.
+    EGL first (Mesa's software EGL on CPU machines, the driver's on GPU machines), then OSMesa.
     """
     if os.environ.get("MUJOCO_GL") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
         return os.environ.get("MUJOCO_GL")
@@ -50,7 +51,7 @@ def check_video_path(path: str | Path) -> Path:
     needed = ["imageio"] + (["imageio_ffmpeg"] if path.suffix.lower() == ".mp4" else [])
     for module in needed:
         try:
-            __import__(module)
+            importlib.import_module(module)
         except ModuleNotFoundError:
             raise VideoError(f"writing {path.name} needs the Python package {module.replace('_', '-')}: "
                              "pip install 'erdiff[video]'") from None
