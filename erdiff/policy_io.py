@@ -62,13 +62,15 @@ def load_agent(run_dir: str | Path, device: str = "cpu") -> TrainedAgent:
 
 def policy_device(name: str) -> torch.device:
     """The torch device called ``name`` (auto, cpu, cuda, cuda:N or mps); a clear error if it is no such name or
-    CUDA is asked for on a machine without it."""
+    this machine lacks it."""
     if not DEVICE_PATTERN.fullmatch(name):
         raise ErdiffError(f"device {name!r}: expected auto, cpu, cuda, cuda:N (N = 0, 1, ...) or mps")
     try:
         return resolve_device(name)
-    except ErdiffError:  # its message names the config field train.device, not this argument
-        raise ErdiffError(f"device {name!r}: CUDA is not available on this machine") from None
+    except ErdiffError as err:
+        # Its message reads "config field 'train.device' = ... but <reason>": keep the reason, name this argument.
+        reason = str(err).split(" but ", 1)[-1]
+        raise ErdiffError(f"device {name!r}: {reason}") from None
 
 
 def evaluation_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
