@@ -1,4 +1,4 @@
-"""The paper's Figure 1 on the project's toy task (method.md §4): a three-panel figure and a table.
+"""The paper's Figure 1 on the project's toy task (docs/method.md §16): a three-panel figure and a table.
 
 Three variants of the learner are compared, each trained for several seeds:
 

@@ -1,6 +1,6 @@
 """The ERDiff agent: one gradient step of critic and actor, and evaluation-time action selection.
 
-One :meth:`ERDiffAgent.update` does, in the official code's order (method.md §1.5–1.8):
+One :meth:`ERDiffAgent.update` does, in the official code's order (docs/method.md §9–§11):
 
 1. critic: each member m regresses on its own target y_m = r + γ(1 − d) Q̄_m(s', a'), with a' a full posterior
    sample from the EMA actor (or, with the max-Q backup, y_m uses max_k Q̄_m(s', a'_k) over 10 samples);
@@ -215,7 +215,7 @@ class ERDiffAgent(nn.Module):
     # ---- evaluation ----------------------------------------------------------------------------------
     @torch.no_grad()
     def select_actions(self, states: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Evaluation-time action selection (method.md §1.7): for each state draw ``eval_candidates`` actions
+        """Evaluation-time action selection (docs/method.md §12): for each state draw ``eval_candidates`` actions
         from the current (non-EMA) actor, score them with the target critic's LCB, and pick one by softmax over
         the scores (official) or by argmax. As in the official code the scores are the LCB whatever
         ``agent.pessimism`` is (a single critic's own value when M = 1)."""

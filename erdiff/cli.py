@@ -16,6 +16,7 @@ from erdiff.errors import ErdiffError
 # name -> (module, one-line help)
 SUBCOMMANDS = {
     "train": ("erdiff.train_cli", "train one seed of one configuration into a run directory"),
+    "evaluate": ("erdiff.evaluate_cli", "evaluate a trained run's policy on its task, optionally filming an episode"),
     "dataset": ("erdiff.data.cli", "make, inspect or check D4RL-format datasets"),
     "sweep": ("tune.cli", "run a sweep spec (grid / Optuna / random) on local or cluster Ray"),
     "submit": ("cluster.submit", "submit a sweep spec to a Ray cluster as a Ray job"),
@@ -27,6 +28,7 @@ EPILOG = """\
 typical day:
   erdiff dataset make pendulum-medium --out data/pendulum-medium.hdf5
   erdiff train --task pendulum-medium --train.epochs 5 --out runs/pendulum
+  erdiff evaluate runs/pendulum --episodes 10
   erdiff sweep tune/configs/quickstart.yaml
   erdiff table results/quickstart
 Run `erdiff COMMAND --help` for each command's options.

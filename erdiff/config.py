@@ -3,7 +3,7 @@
 A run is described by one :class:`Config` with three parts: the task and seed, the agent (the method's
 hyperparameters, paper notation in brackets) and the training loop. Every field can be set from YAML
 (`Config.from_dict`) or from the command line as ``--agent.num_critics 4`` (:func:`apply_overrides`).
-Defaults are the official code's global defaults (method.md §2.1); per-task values come from
+Defaults are the official code's global defaults (docs/method.md §14); per-task values come from
 :mod:`erdiff.presets`.
 """
 
@@ -48,7 +48,7 @@ def _check_range(name: str, value: float, low: float | None = None, high: float 
 
 @dataclass
 class AgentConfig:
-    """Hyperparameters of the ERDiff agent (method.md §1, §2.1)."""
+    """Hyperparameters of the ERDiff agent (docs/method.md §2–§14)."""
 
     T: int = 5
     """number of diffusion steps of the mean-reverting SDE (paper: 5)"""

@@ -1,4 +1,4 @@
-"""The Q-ensemble (method.md §1.5): M critics evaluated as one batched network.
+"""The Q-ensemble (docs/method.md §8): M critics evaluated as one batched network.
 
 Each member is an MLP on [s, a] with 3 hidden layers of 256 units, Mish, and a scalar output. The members'
 weights are stacked on a leading axis of size M and evaluated with batched matrix products, so an ensemble

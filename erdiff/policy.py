@@ -1,4 +1,4 @@
-"""The diffusion policy: a noise-prediction network on the mean-reverting SDE (method.md §1.2–1.4, §1.8).
+"""The diffusion policy: a noise-prediction network on the mean-reverting SDE (docs/method.md §4–§7).
 
 The network ε_φ(a_t, t, s) predicts the noise of a noised action. From it the policy gets
 * its training loss (noise matching, NML, or the IR-SDE maximum-likelihood loss, MLL),
@@ -66,7 +66,7 @@ class DiffusionPolicy(nn.Module):
     # ---- training ----------------------------------------------------------------------------------
     def loss(self, actions: torch.Tensor, states: torch.Tensor, t: torch.Tensor | None = None,
              noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Diffusion loss on dataset actions and the one-step prediction â_0 (method.md §1.3).
+        """Diffusion loss on dataset actions and the one-step prediction â_0 (docs/method.md §5).
 
         t ~ U{0..T−1}, ε ~ N(0, I), a_t = a_0 e^{−θ̄_t} + std_t ε, ε̂ = ε_φ(a_t, t, s), â_0 = (a_t − std_t ε̂) e^{θ̄_t}.
         NML: mean ‖ε̂ − ε‖².   MLL: mean ‖(a_t − (da_t)_φ) − ã_{t−1}(a_t, a_0)‖², with (da_t)_φ the reverse-SDE
@@ -90,7 +90,7 @@ class DiffusionPolicy(nn.Module):
         return loss, predicted_start
 
     def entropy(self, predicted_start: torch.Tensor, end_noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-sample entropy estimate Ĥ(s) = −Σ_dims log p(a_1 | a_T, â_0), shape [B, 1] (method.md §1.4).
+        """Per-sample entropy estimate Ĥ(s) = −Σ_dims log p(a_1 | a_T, â_0), shape [B, 1] (docs/method.md §7).
 
         a_1 = â_0 + (−θ_0 â_0)·dt is one deterministic forward step, a_T ~ N(0, I) fresh noise, and the log-density
         is the closed-form posterior of the SDE at the official indices t1 = 1, t2 = T − 1. ``end_noise`` is
@@ -114,7 +114,7 @@ class DiffusionPolicy(nn.Module):
 
     def sample(self, states: torch.Tensor, generator: torch.Generator | None = None,
                noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Posterior sampling (method.md §1.2): a_T ~ N(0, I); for t = T−1..0: â_0 from ε_φ (clipped to the
+        """Posterior sampling (docs/method.md §6): a_T ~ N(0, I); for t = T−1..0: â_0 from ε_φ (clipped to the
         action bounds if ``action_clip``), a_{t−1} = ã_{t−1}(a_t, â_0) + sqrt(β̃_t) z (no noise at t = 0).
         The final action is clipped to [−max_action, max_action]. ``noise`` ([T, B, action_dim], see
         :meth:`sample_noise`) replaces the draws when given."""

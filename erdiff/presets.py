@@ -1,6 +1,6 @@
 """Per-task hyperparameters.
 
-The 20 paper tasks use the official code's table verbatim (method.md §2.2): actor lr, eta, max-Q backup,
+The 20 paper tasks use the official code's table verbatim (docs/method.md §14): actor lr, eta, max-Q backup,
 reward transform, epochs, gradient-norm clip, diffusion loss and action clipping. Evaluation episodes
 follow the official rule: 10 for Gym locomotion, 100 elsewhere. AntMaze v2 and maze2d are not in the
 paper: AntMaze v2 reuses the v0 presets; maze2d uses the AntMaze settings without reward transform

@@ -1,4 +1,4 @@
-"""The mean-reverting SDE on actions (method.md §1.1, §1.2, §1.4).
+"""The mean-reverting SDE on actions (docs/method.md §2–§4, §7).
 
 Forward process, with mean 0 and stationary variance 1 and σ_t² = 2θ_t:
 
@@ -13,7 +13,7 @@ Discretisation and conventions follow the official code (they define the publish
   t = 0 it returns the clean-action estimate.
 * ``stds[t] = sqrt(1 − e^{−2 θ̄_t})``.
 * The entropy's one-step log-probability keeps the official indices (t1 = 1, t2 = T − 1) and its
-  squared term ``(x1 − x2·e^{−Δθ̄})`` exactly as written there (method.md §1.4).
+  squared term ``(x1 − x2·e^{−Δθ̄})`` exactly as written there (docs/method.md §7).
 
 ``t`` arguments may be a python int or a LongTensor of shape [B] or [B, 1].
 """
@@ -77,7 +77,7 @@ def _index(values: torch.Tensor, t: int | torch.Tensor, like: torch.Tensor) -> t
 
 
 class MeanRevertingSDE(nn.Module):
-    """Mean-reverting SDE with T steps and a θ schedule (method.md §1.1).
+    """Mean-reverting SDE with T steps and a θ schedule (docs/method.md §2, §3).
 
     Attributes (float32 tensors of shape [T] unless noted):
         thetas:          θ_i from the schedule
@@ -99,7 +99,7 @@ class MeanRevertingSDE(nn.Module):
         thetas = make_thetas(T, schedule)
         dt = -math.log(TERMINAL_MEAN) / thetas.sum()
         thetas_bar = np.cumsum(thetas) * dt
-        # e^{−θ'_t}, e^{−θ̄_t} and e^{−θ̄_{t−1}} (1 before the first step) of the posterior, method.md §1.2.
+        # e^{−θ'_t}, e^{−θ̄_t} and e^{−θ̄_{t−1}} (1 before the first step) of the posterior, docs/method.md §4.
         step_decay = np.exp(-thetas * dt)
         decay = np.exp(-thetas_bar)
         prev_decay = np.concatenate([[1.0], decay[:-1]])
@@ -137,7 +137,7 @@ class MeanRevertingSDE(nn.Module):
         return -noise / _index(self.stds, t, noise)
 
     def optimal_reverse_step(self, x_t: torch.Tensor, x_0: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
-        """Posterior mean of p(a_{t−1} | a_t, a_0) (method.md §1.2):
+        """Posterior mean of p(a_{t−1} | a_t, a_0) (docs/method.md §4):
 
         ã_{t−1} = e^{−θ'_t}(1 − e^{−2θ̄_{t−1}})/(1 − e^{−2θ̄_t}) · a_t
                 + e^{−θ̄_{t−1}}(1 − e^{−2θ'_t})/(1 − e^{−2θ̄_t}) · a_0,
@@ -157,7 +157,7 @@ class MeanRevertingSDE(nn.Module):
 
     def log_forward_transition(self, x1: torch.Tensor, x2: torch.Tensor, t1: int, t2: int) -> torch.Tensor:
         """Element-wise Gaussian log-density of the forward transition between indices t1 < t2, written as
-        in the official code (method.md §1.4): with Δ = θ̄[t2] − θ̄[t1],
+        in the official code (docs/method.md §7): with Δ = θ̄[t2] − θ̄[t1],
 
             −½ [ log(2π(1 − e^{−2Δ})) + (x1 − x2·e^{−Δ})² / (1 − e^{−2Δ}) ].
 
@@ -170,7 +170,7 @@ class MeanRevertingSDE(nn.Module):
 
     def log_reverse_transition(self, x_0: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor,
                                t1: int, t2: int) -> torch.Tensor:
-        """Element-wise log p(x1 | x2, x_0) by Bayes' rule on forward transitions (method.md §1.4):
+        """Element-wise log p(x1 | x2, x_0) by Bayes' rule on forward transitions (docs/method.md §7):
 
         log p(x1 | x2, x_0) = log p(x2 | x1) + log p(x1 | x_0) − log p(x2 | x_0),
         evaluated as log_fwd(x1, x2; t1, t2) + log_fwd(x_0, x1; 0, t1) − log_fwd(x_0, x2; 0, t2).

@@ -1,4 +1,4 @@
-"""One agent update against the official recipe (method.md §1.5-1.8)."""
+"""One agent update against the official recipe (docs/method.md §9–§11)."""
 
 import copy
 import math
@@ -92,7 +92,7 @@ def test_actor_loss_combines_the_three_terms():
     metrics = agent.update(make_batch())
     expected = metrics["bc_loss"] + 0.5 * metrics["q_loss"] + 0.2 * metrics["entropy_loss"]
     torch.testing.assert_close(metrics["actor_loss"], expected)
-    # The normalized entropy term is −mean(Ĥ)/mean|Ĥ|: −1 whenever every Ĥ is positive (method.md §1.6).
+    # The normalized entropy term is −mean(Ĥ)/mean|Ĥ|: −1 whenever every Ĥ is positive (docs/method.md §10).
     assert -1.0 <= metrics["entropy_loss"].item() <= 1.0
     assert all(v.dim() == 0 for v in metrics.values())
 

@@ -1,4 +1,4 @@
-"""The Q-ensemble: equal to M separate MLPs, EDAC-style initialisation, LCB and min (method.md §1.5)."""
+"""The Q-ensemble: equal to M separate MLPs, EDAC-style initialisation, LCB and min (docs/method.md §8)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Normalized scores against D4RL's reference table (d4rl/infos.py values, docs §3.1)."""
+"""Normalized scores against D4RL's reference table (the values of d4rl/infos.py)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The diffusion policy: network shapes, losses, sampling and the entropy estimate (method.md §1.2-1.4)."""
+"""The diffusion policy: network shapes, losses, sampling and the entropy estimate (docs/method.md §5–§7)."""
 
 import math
 
@@ -19,7 +19,7 @@ def test_noise_predictor_architecture():
 
 @pytest.mark.parametrize("loss_type", ["NML", "MLL"])
 def test_losses_follow_their_definitions(loss_type):
-    """Recompute the loss from the same random draws: t, ε, then the NML or MLL residual (method.md §1.3)."""
+    """Recompute the loss from the same random draws: t, ε, then the NML or MLL residual (docs/method.md §5)."""
     policy = DiffusionPolicy(4, 2, max_action=1.0, T=5, loss_type=loss_type)
     sde = policy.sde
     states, actions = torch.randn(32, 4), torch.rand(32, 2) * 2 - 1
@@ -43,7 +43,7 @@ def test_losses_follow_their_definitions(loss_type):
 
 
 def test_entropy_on_hand_computed_inputs():
-    """Ĥ = −Σ log p(a_1 | a_T, â_0) with a_1 = â_0(1 − θ_0 dt), written out with python floats (method.md §1.4)."""
+    """Ĥ = −Σ log p(a_1 | a_T, â_0) with a_1 = â_0(1 − θ_0 dt), written out with python floats (docs/method.md §7)."""
     policy = DiffusionPolicy(3, 2, max_action=1.0, T=5)
     sde = policy.sde
     tb = [float(v) for v in sde.thetas_bar]

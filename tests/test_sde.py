@@ -1,4 +1,4 @@
-"""The mean-reverting SDE against closed forms computed independently (method.md §1.1, §1.2, §1.4)."""
+"""The mean-reverting SDE against closed forms computed independently (docs/method.md §2–§4, §7)."""
 
 import math
 
@@ -25,7 +25,7 @@ def test_terminal_marginal_is_standard_normal(schedule, T):
 
 
 def test_cosine_schedule_matches_the_official_table():
-    """Numbers of method.md §1.1 for T = 5 (computed there from the official formulas)."""
+    """Numbers of docs/method.md §3 for T = 5 (computed there from the official formulas)."""
     sde = MeanRevertingSDE(5, "cosine")
     expected = {
         "thetas": [0.07213, 0.25712, 0.50616, 0.75355, 0.93404],
@@ -122,7 +122,7 @@ def test_log_transitions_on_hand_computed_inputs():
     sde = MeanRevertingSDE(5)
     thetas_bar = [float(v) for v in sde.thetas_bar]
 
-    def log_fwd(x1, x2, t1, t2):  # method.md §1.4, written out with python floats
+    def log_fwd(x1, x2, t1, t2):  # docs/method.md §7, written out with python floats
         delta = thetas_bar[t2] - thetas_bar[t1]
         var = 1 - math.exp(-2 * delta)
         return -0.5 * (math.log(2 * math.pi * var) + (x1 - x2 * math.exp(-delta)) ** 2 / var)

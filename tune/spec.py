@@ -81,7 +81,7 @@ OBJECTIVE_METRICS = tuple(k for k in METRIC_KEYS if k not in ("step", "epoch", "
 EVALUATION_METRICS = ("return_mean", "return_std", "normalized_score_mean", "normalized_score_std")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DRIVER_CPU = 0.01
-"""CPU reserved by the Tune trial that drives a TorchTrainer: the workers do the work (stack-notes §2)."""
+"""CPU reserved by the Tune trial that drives a TorchTrainer: the workers do the work (docs/stack.md §3.1)."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ cluster. Where results land::
 
 Without --address (and without RAY_ADDRESS, which `ray job submit` sets) the sweep starts its own local Ray
 sized to this machine, never attaching to another Ray instance; the dashboard listens on 127.0.0.1 only and
-stays on (Ray Train needs it to release stopped trials' workers, stack-notes §2). Ray 2.59+ turns token
+stays on (Ray Train needs it to release stopped trials' workers, docs/stack.md §3.2). Ray 2.59+ turns token
 authentication on for local clusters: this process handles it; `ray job submit` against a cluster needs
 RAY_AUTH_MODE=token or a token (cluster/ README).
 """

@@ -197,7 +197,7 @@ def make_trainable(context: SweepContext):
     """The spec's trainable with the context bound and its resources: what Tuner and Tuner.restore get."""
     spec = context.spec
     if spec.trainable == "train":
-        # The driver only waits on its TorchTrainer; the workers hold the CPUs and GPUs (stack-notes §2).
+        # The driver only waits on its TorchTrainer; the workers hold the CPUs and GPUs (docs/stack.md §3.1).
         resources = {"cpu": DRIVER_CPU}
         function = drive_seed_workers
     else:

@@ -1,4 +1,4 @@
-"""Reward transforms applied to a transition dataset before training (``train.reward_tune``, method.md §2.2).
+"""Reward transforms applied to a transition dataset before training (``train.reward_tune``, docs/method.md §14).
 
 The official code (``utils/data_sampler.py``) uses ``cql_antmaze`` for AntMaze, ``normalize`` for Adroit
 and ``no`` elsewhere; ``iql_antmaze`` and ``iql_locomotion`` are the IQL paper's choices, kept for

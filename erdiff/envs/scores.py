@@ -1,7 +1,7 @@
 """Reference returns and the normalized score: 100 * (R - ref_min) / (ref_max - ref_min).
 
-``D4RL_REF_SCORES`` holds D4RL's published reference returns (``d4rl/infos.py``, copied from
-/work/shared/docs/d4rl-and-ray.md §3.1). As in D4RL, every dataset of one Gym-MuJoCo environment
+``D4RL_REF_SCORES`` holds D4RL's published reference returns (the ``REF_MIN_SCORE`` and
+``REF_MAX_SCORE`` tables of D4RL's ``d4rl/infos.py``). As in D4RL, every dataset of one Gym-MuJoCo environment
 (v0, v1, v2) shares the pair of its ``-random-v0`` entry, and the Adroit v1 datasets share the v0 pair.
 
 ``LOCAL_REF_SCORES`` holds the references of the tasks this project generates itself; how each pair was

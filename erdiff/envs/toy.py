@@ -1,6 +1,6 @@
 """The two-step toy task of the paper's Figure 1, as a Gymnasium environment.
 
-The paper's caption (method.md §4) fixes only the shape of the task: a 1-D state that starts at 0, two
+The paper's caption (docs/method.md §16) fixes only the shape of the task: a 1-D state that starts at 0, two
 steps, a reward that is a mixture of Gaussians over states, and an unbalanced offline dataset with most
 samples in low-reward states. The numbers below are OUR reconstruction, not the paper's:
 
@@ -15,6 +15,9 @@ samples in low-reward states. The numbers below are OUR reconstruction, not the 
 Returns: the "low" plan (-1 then stay) earns 2.0; the optimal plan (a_0 = 1, a_1 = 0.5) earns 2.6102;
 uniformly random actions earn 0.7863 in expectation. :func:`reference_returns` computes the last two,
 which are the task's normalized-score references in :mod:`erdiff.envs.scores`.
+
+``render_mode="rgb_array"`` draws the reward curve over the reachable states and the current state as a red
+bar (a small numpy picture, for `erdiff evaluate --video`).
 """
 
 from __future__ import annotations
@@ -46,12 +49,19 @@ def reference_returns(grid_points: int = 2001) -> tuple[float, float]:
     return float(returns.mean()), float(returns.max())
 
 
+FRAME_HEIGHT, FRAME_WIDTH = 128, 256
+"""Size of a rendered frame; multiples of 16, as MP4 encoders want."""
+
+
 class TwoStepToyEnv(gym.Env):
     """1-D two-step task: s' = s + a with a in [-1, 1], reward r(s'), terminated after two steps."""
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
 
-    def __init__(self) -> None:
+    def __init__(self, render_mode: str | None = None) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"the toy task renders only rgb_array frames, not {render_mode!r}")
+        self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(-HORIZON * MAX_ACTION, HORIZON * MAX_ACTION, (1,), np.float32)
         self.action_space = gym.spaces.Box(-MAX_ACTION, MAX_ACTION, (1,), np.float32)
         self._state = 0.0
@@ -72,3 +82,17 @@ class TwoStepToyEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         return np.array([self._state], dtype=np.float32)
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        frame = np.full((FRAME_HEIGHT, FRAME_WIDTH, 3), 255, dtype=np.uint8)
+        limit = HORIZON * MAX_ACTION
+        states = np.linspace(-limit, limit, FRAME_WIDTH)
+        top = max(height for _, _, height in PEAKS)
+        # Row 0 is the top of the picture; keep a margin of 8 pixels above and below the curve.
+        rows = np.round((FRAME_HEIGHT - 9) - reward(states) / top * (FRAME_HEIGHT - 17)).astype(int)
+        frame[rows, np.arange(FRAME_WIDTH)] = (40, 40, 40)
+        column = int(round((self._state + limit) / (2 * limit) * (FRAME_WIDTH - 1)))
+        frame[:, max(column - 1, 0):column + 2] = (220, 30, 30)
+        return frame
