@@ -99,6 +99,16 @@ def test_toy_gif_has_a_frame_per_state(toy_run, tmp_path, capsys):
     assert len({frame.tobytes() for frame in frames}) > 1  # the red bar moves with the state
 
 
+def test_pendulum_gif_through_classic_controls_rgb_array(pendulum_run, tmp_path, capsys):
+    import imageio.v3 as iio
+
+    video = tmp_path / "pendulum.gif"
+    printed = evaluate(capsys, pendulum_run, "--episodes", 1, "--video", video)
+    frames = iio.imread(video)
+    assert frames.shape[0] == printed["video"]["frames"] == 201  # 200 steps and the start
+    assert len({frame.tobytes() for frame in frames[::20]}) == len(frames[::20])  # the pendulum swings
+
+
 def test_hopper_mp4_rendered_offscreen(tmp_path):
     import imageio.v3 as iio
 
