@@ -30,11 +30,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML file with task/seed/agent/train fields")
     parser.add_argument("--out", metavar="DIR", help="run directory (default runs/<task>/seed_<seed>)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its checkpoint (starts fresh if there is none)")
+                        help="continue the run in --out from its checkpoint (starts fresh in an empty directory; a "
+                             "finished run is left as it is, a run with results but no checkpoint is refused)")
     parser.add_argument("--seeds", metavar="S1,S2,...", type=_seed_list,
-                        help="train these seeds together in one process as one batched model (packed seeds, equal "
-                             "to separate runs); --out is then the parent of their run directories seed_<k> "
-                             "(default runs/<task>)")
+                        help="train these seeds together in one process as one batched model (packed seeds: the "
+                             "same computation as separate runs, but in float32 the rounding differs and the runs "
+                             "drift apart, see the README); --out is then the parent of their run directories "
+                             "seed_<k> (default runs/<task>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.epilog = "config fields (set any as --FIELD VALUE):\n" + describe_fields()
     parser.set_defaults(accepts_overrides=True)
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from erdiff.config import ConfigError, load_yaml, make_config, parse_override_args
-    from erdiff.train import train, train_seeds
+    from erdiff.train import train_seeds
 
     file_data = load_yaml(args.config) if args.config else None
     overrides = parse_override_args(args.overrides)
@@ -56,10 +58,15 @@ def run(args: argparse.Namespace) -> int:
         root = Path(args.out) if args.out else Path("runs") / config.task
         configs = [replace(config, seed=seed) for seed in args.seeds]
         run_dirs = [root / f"seed_{seed}" for seed in args.seeds]
-        summaries = train_seeds(configs, run_dirs, resume=args.resume, progress=not args.quiet)
     else:
+        configs = [config]
         run_dirs = [Path(args.out) if args.out else Path("runs") / config.task / f"seed_{config.seed}"]
-        summaries = [train(config, run_dirs[0], resume=args.resume, progress=not args.quiet)]
+    try:
+        summaries = train_seeds(configs, run_dirs, resume=args.resume, progress=not args.quiet)
+    except KeyboardInterrupt:
+        for run_dir in run_dirs:
+            print(_what_was_kept(run_dir), file=sys.stderr)
+        raise
     for run_dir, summary in zip(run_dirs, summaries):
         print(f"run directory: {run_dir}", file=sys.stderr)
         line = {"task": summary["task"], "seed": summary["seed"], "status": summary["status"], "step": summary["step"]}
@@ -74,6 +81,17 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(line))
     # A diverged run is an outcome, not a crash, but it produced no result: scripts should see that.
     return 1 if any(summary["status"] == "diverged" for summary in summaries) else 0
+
+
+def _what_was_kept(run_dir) -> str:
+    """One line for Ctrl-C: what the run directory holds now and how to go on."""
+    from erdiff import results
+
+    summary = results.read_summary(run_dir) if run_dir.is_dir() else None
+    if not summary:
+        return f"{run_dir}: nothing kept (stopped before the first evaluation)"
+    return (f"{run_dir}: kept up to step {summary['step']} (the last evaluation and its checkpoint); "
+            "run the same command with --resume to continue")
 
 
 def _seed_list(text: str) -> list[int]:

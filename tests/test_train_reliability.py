@@ -321,3 +321,32 @@ def test_a_failed_resume_keeps_the_directory_it_did_not_create(tmp_path, linear_
         train(small_config(**{"train.epochs": 3}), tmp_path, dataset=linear_dataset, max_action=1.0,
               progress=False, resume=True)
     assert file_bytes(tmp_path) == before
+
+
+def wait_for(path: Path, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.1)
+
+
+def test_ctrl_c_says_what_was_kept(tmp_path, env):
+    out = tmp_path / "run"
+    budget = ["--train.epochs", "400", "--train.steps_per_epoch", "20", "--train.eval_every", "1"]
+    running = erdiff_train(out, *budget, env=env)
+    wait_for(out / results.SUMMARY_FILE, running)
+    running.send_signal(signal.SIGINT)
+    assert running.wait(timeout=60) == 130
+    message = running.stderr.read()
+    step = results.read_summary(out)["step"]
+    assert f"{out}: kept up to step {step}" in message and "--resume" in message and "Traceback" not in message
+
+
+def test_ctrl_c_before_the_first_evaluation_says_nothing_was_kept(tmp_path, env):
+    out = tmp_path / "run"
+    running = erdiff_train(out, "--train.epochs", "1", "--train.steps_per_epoch", "100000", env=env)
+    wait_for(out / results.METRICS_FILE, running)  # written (empty) just before the first step
+    running.send_signal(signal.SIGINT)
+    assert running.wait(timeout=60) == 130
+    assert f"{out}: nothing kept" in running.stderr.read()
+    assert not out.exists()
