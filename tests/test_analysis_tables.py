@@ -252,7 +252,7 @@ def test_label_by_tag_or_field(results_root):
     assert by_trial.columns == ["m4"]
     by_field = make_table(results_root, label_fields=["agent.num_critics"], published=False)
     assert cell(by_field, HOPPER, "agent.num_critics=64").seeds == 3
-    with pytest.raises(CollectError, match="unknown label field 'agent.num_critic'"):
+    with pytest.raises(CollectError, match=r"label field 'agent.num_critic' \(did you mean 'agent.num_critics'"):
         make_table(results_root, label_fields=["agent.num_critic"])
 
 
