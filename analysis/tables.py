@@ -31,6 +31,7 @@ from analysis.collect import (
 )
 from analysis.scores import METRICS, Note, check_fields, seed_scores, statistic_caption
 from analysis.stats import mean_std
+from erdiff.tasks import is_local
 
 AVERAGE_ROW = "Average"
 DECIMALS = 1
@@ -82,10 +83,33 @@ def _metric_key(metric: str) -> str:
     return METRICS[metric]
 
 
-def _caption(metric: str, statistic: str) -> str:
-    measure = ("D4RL normalized score (0 = random, 100 = expert)" if metric == "normalized"
-               else "undiscounted episode return")
-    return (f"{measure}: mean ± sample standard deviation over seeds, number of seeds in parentheses; "
+def _family(tasks) -> tuple[list[str], list[str]]:
+    """The tasks split into D4RL ones and those generated locally (erdiff.tasks), which D4RL never had."""
+    local = sorted(t for t in tasks if is_local(t))
+    return sorted(set(tasks) - set(local)), local
+
+
+def _title(tasks) -> str:
+    d4rl, local = _family(tasks)
+    if local and d4rl:
+        return "Results on D4RL and locally generated tasks"
+    return "Results on locally generated tasks" if local else "D4RL results"
+
+
+def _caption(metric: str, statistic: str, tasks) -> str:
+    d4rl, local = _family(tasks)
+    measures = []
+    if metric != "normalized":
+        measures.append("undiscounted episode return")
+    else:
+        if d4rl:
+            measures.append("D4RL normalized score (0 = random, 100 = expert)")
+        if local:
+            # their reference returns are this project's (erdiff/envs/scores.py), not D4RL's
+            measures.append(f"normalized score of the locally generated task(s) {', '.join(local)} "
+                            "(reference returns of erdiff/envs/scores.py: 0 = random actions, 100 = a reference "
+                            "controller)")
+    return (f"{'; '.join(measures)}: mean ± sample standard deviation over seeds, number of seeds in parentheses; "
             f"per seed: {statistic}. Bold: best of the row.")
 
 
@@ -203,7 +227,7 @@ def make_table(results, select: str = "last", k: int = 5, label_fields=(), basel
         sections.append(Section(name, rows))
 
     statistic = statistic_caption(select, k)
-    return Table("D4RL results", _caption(metric, statistic), "Task", columns, sections, lines,
+    return Table(_title(tasks), _caption(metric, statistic, tasks), "Task", columns, sections, lines,
                  {m: "; ".join(s) for m, s in sources.items()}, baseline_columns, statistic, scores)
 
 
@@ -275,7 +299,8 @@ def make_ablation_table(results, row_field: str, column_field: str, select: str 
             sections.append(Section(title + suffix, rows))
 
     statistic = statistic_caption(select, k)
-    caption = _caption(metric, statistic).replace("Bold: best of the row.", "Bold: best of each task's grid.")
+    tasks = {run.task for run in collection.runs}
+    caption = _caption(metric, statistic, tasks).replace("Bold: best of the row.", "Bold: best of each task's grid.")
     return Table(f"Ablation: {row_field} × {column_field}", caption, f"{row_field} \\ {column_field}",
                  columns, sections, lines, {}, [], statistic, scores)
 

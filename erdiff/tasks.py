@@ -121,6 +121,11 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
+def is_local(name: str) -> bool:
+    """Whether ``name`` is a task this project generates (toy, pendulum-*, ...), not a D4RL one."""
+    return name in TASKS and TASKS[name].domain == "local"
+
+
 def list_tasks() -> list[str]:
     """All task names, in registry order (paper tasks first, local tasks last)."""
     return list(TASKS)

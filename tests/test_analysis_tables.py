@@ -361,3 +361,20 @@ def test_latex_output(results_root, tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "table.pdf").stat().st_size > 1000
+
+
+def test_caption_and_title_name_the_task_family(tmp_path):
+    write_run(tmp_path / "toy" / "s0", "toy", 0, [50.0])
+    write_run(tmp_path / "pendulum" / "s0", "pendulum-medium", 0, [40.0])
+    local = make_table(tmp_path, published=False)
+    assert local.title == "Results on locally generated tasks" and "D4RL" not in local.caption
+    assert "locally generated task(s) pendulum-medium, toy" in local.caption
+    assert "D4RL" not in make_ablation_table(tmp_path, "agent.T", "agent.num_critics").caption
+    write_run(tmp_path / "hopper" / "s0", HOPPER, 0, [30.0])
+    mixed = make_table(tmp_path, published=False)
+    assert mixed.title == "Results on D4RL and locally generated tasks"
+    assert "D4RL normalized score" in mixed.caption and "task(s) pendulum-medium, toy" in mixed.caption
+    shutil.rmtree(tmp_path / "toy")
+    shutil.rmtree(tmp_path / "pendulum")
+    d4rl = make_table(tmp_path, published=False)
+    assert d4rl.title == "D4RL results" and "locally" not in d4rl.caption
