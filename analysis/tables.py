@@ -190,6 +190,13 @@ def make_table(results, select: str = "last", k: int = 5, label_fields=(), basel
     lines = list(collection.notes)
     lines += _attach_notes(cells, notes, lambda n: (n.task, n.column) if n.task and n.column else None)
     run_columns = _column_order(c for _, c in cells)
+    # A configuration none of whose runs was scored would be a column of "–" only: drop it and say so.
+    scored = {c for (_, c), cell in cells.items() if cell.seeds}
+    for column in run_columns:
+        if column not in scored:
+            left_out = sum(n.column == column for n in notes)
+            lines.append(f"column {column} dropped: no run of it was scored ({left_out} note(s) above say why)")
+    run_columns = [c for c in run_columns if c in scored]
 
     tasks = {run.task for run in collection.runs}
     blocks = [(name, list(block)) for name, block in DOMAINS if tasks & set(block)]

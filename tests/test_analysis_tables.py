@@ -378,3 +378,16 @@ def test_caption_and_title_name_the_task_family(tmp_path):
     shutil.rmtree(tmp_path / "pendulum")
     d4rl = make_table(tmp_path, published=False)
     assert d4rl.title == "D4RL results" and "locally" not in d4rl.caption
+
+
+def test_a_configuration_whose_runs_were_all_excluded_is_dropped_with_a_note(results_root):
+    for seed in range(2):  # a sweep trial that died: both seeds still "running", files three hours old
+        write_run(results_root / "sweep" / "trials" / "m8" / f"seed_{seed}", HOPPER, seed, [1.0],
+                  status="running", age_s=3 * 3600, overrides={"agent.num_critics": "8"})
+    table = make_table(results_root, published=False)
+    assert table.columns == ["preset", "agent.num_critics=4"]
+    assert "column agent.num_critics=8 dropped: no run of it was scored (2 note(s) above say why)" in table.notes
+    assert sum("excluded" in note and "trials/m8/seed_" in note for note in table.notes) == 2
+    assert "agent.num_critics=8" not in render.to_markdown(table).split("Notes:")[0]
+    kept = make_table(results_root, published=False, include_incomplete=True)
+    assert "agent.num_critics=8" in kept.columns and not any("dropped" in note for note in kept.notes)
