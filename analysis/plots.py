@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.collect import Collection  # noqa: E402
-from analysis.stats import aggregate, iqm, performance_profile  # noqa: E402
+from analysis.stats import SEED_DDOF, aggregate, iqm, performance_profile  # noqa: E402
 from analysis.tables import Table, task_order  # noqa: E402
 
 
@@ -63,7 +63,7 @@ def learning_curves(collection: Collection, table: Table, metric: str, out_dir: 
         for column, group in frame[frame["task"] == task].groupby("column", sort=True):
             by_step = group.groupby("step")["value"]
             steps, mean = by_step.mean().index.to_numpy(), by_step.mean().to_numpy()
-            std = by_step.std(ddof=1).fillna(0.0).to_numpy()
+            std = by_step.std(ddof=SEED_DDOF).fillna(0.0).to_numpy()
             ax.plot(steps, mean, marker="o", markersize=3, color=colors[column])
             ax.fill_between(steps, mean - std, mean + std, color=colors[column], alpha=0.2)
         ax.set_title(task, fontsize=9)
@@ -72,7 +72,8 @@ def learning_curves(collection: Collection, table: Table, metric: str, out_dir: 
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], color=color, marker="o", markersize=3) for color in colors.values()]
     fig.legend(handles, list(colors), loc="outside lower center", fontsize=7)
-    fig.suptitle(f"Learning curves (mean ± std over seeds); table statistic: {table.statistic}", fontsize=10)
+    fig.suptitle(f"Learning curves (mean ± std over seeds, ddof={SEED_DDOF}); table statistic: {table.statistic}",
+                 fontsize=10)
     return _save(fig, out_dir, "learning_curves")
 
 

@@ -30,7 +30,7 @@ from analysis.collect import (
     is_learning_field,
 )
 from analysis.scores import METRICS, Note, check_fields, seed_scores, statistic_caption
-from analysis.stats import mean_std
+from analysis.stats import SEED_DDOF, mean_std
 from erdiff.tasks import is_local
 
 AVERAGE_ROW = "Average"
@@ -109,8 +109,8 @@ def _caption(metric: str, statistic: str, tasks) -> str:
             measures.append(f"normalized score of the locally generated task(s) {', '.join(local)} "
                             "(reference returns of erdiff/envs/scores.py: 0 = random actions, 100 = a reference "
                             "controller)")
-    return (f"{'; '.join(measures)}: mean ± sample standard deviation over seeds, number of seeds in parentheses; "
-            f"per seed: {statistic}. Bold: best of the row.")
+    return (f"{'; '.join(measures)}: mean ± std over seeds (ddof={SEED_DDOF}), number of seeds in "
+            f"parentheses; per seed: {statistic}. Bold: best of the row.")
 
 
 def _cells_from_scores(scores: pd.DataFrame, keys: list[str]) -> dict[tuple, Cell]:

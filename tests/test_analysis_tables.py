@@ -380,6 +380,10 @@ def test_caption_and_title_name_the_task_family(tmp_path):
     assert d4rl.title == "D4RL results" and "locally" not in d4rl.caption
 
 
+def test_caption_states_the_ddof_of_the_seed_std(results_root):
+    assert "mean ± std over seeds (ddof=1)" in make_table(results_root, published=False).caption
+
+
 def test_a_configuration_whose_runs_were_all_excluded_is_dropped_with_a_note(results_root):
     for seed in range(2):  # a sweep trial that died: both seeds still "running", files three hours old
         write_run(results_root / "sweep" / "trials" / "m8" / f"seed_{seed}", HOPPER, seed, [1.0],
