@@ -174,18 +174,26 @@ def aggregate_metrics(table: Table, out_dir: str | Path, reps: int = 2000,
                  f"({table.statistic})", fontsize=10)
     paths += _save(fig, out_dir, "aggregate")
 
+    paths += _save(performance_profile_figure(table), out_dir, "performance_profile")
+    return frame, paths
+
+
+def performance_profile_figure(table: Table):
+    """Performance profiles of the columns on the tasks they all have, τ over the scores' range and a margin
+    (a fixed 0–100 squeezes low scores into a corner)."""
     tasks = _common_tasks(table.scores)
     scores = table.scores[table.scores["task"].isin(tasks)]
-    top = max(100.0, float(scores["score"].max()))
-    thresholds = np.linspace(min(0.0, float(scores["score"].min())), top, 201)
+    low, high = float(scores["score"].min()), float(scores["score"].max())
+    margin = 0.05 * (high - low) or 1.0  # all scores equal: still a visible step
+    thresholds = np.linspace(low - margin, high + margin, 201)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for column, group in scores.groupby("column", sort=True):
         by_task = {task: g["score"].to_numpy() for task, g in group.groupby("task")}
         ax.plot(thresholds, performance_profile(by_task, thresholds), label=column)
+    ax.set_xlim(thresholds[0], thresholds[-1])
     ax.set_xlabel("score τ")
     ax.set_ylabel("fraction of runs with score > τ")
     ax.set_title(f"Performance profile over {len(tasks)} task(s)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    paths += _save(fig, out_dir, "performance_profile")
-    return frame, paths
+    return fig

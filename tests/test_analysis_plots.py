@@ -85,3 +85,11 @@ def test_aggregate_metrics_numbers_and_figures(collection, tmp_path):
     assert row["iqm_low"] <= row["iqm"] <= row["iqm_high"]
     saved = pd.read_csv(tmp_path / "fig" / "aggregate.csv")
     assert saved.set_index("column").loc["agent.num_critics=4", "iqm"] == pytest.approx(row["iqm"])
+
+
+def test_performance_profile_axis_fits_the_scores(collection):
+    # Last scores run from 26 (M = 2, hopper, seed 0) to 53 (M = 4, walker, seed 2): a 5% margin each side.
+    ax = plots.performance_profile_figure(make_table(collection, published=False)).axes[0]
+    assert ax.get_xlim() == pytest.approx((26 - 1.35, 53 + 1.35))
+    line = ax.get_lines()[0].get_ydata()
+    assert (line[0], line[-1]) == (1.0, 0.0)  # from every run above τ to none
