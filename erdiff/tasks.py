@@ -115,9 +115,9 @@ TASKS = _build_registry()
 
 
 def get_task(name: str) -> Task:
-    """The task called ``name``; a ConfigError listing the known tasks otherwise."""
+    """The task called ``name``; a ConfigError naming the closest known tasks, then all of them, otherwise."""
     if name not in TASKS:
-        preset_for(name)  # raises the project's one "unknown task ...; known tasks: ..." error
+        preset_for(name)  # raises the project's one unknown-task error: closest names first, then all
     return TASKS[name]
 
 
