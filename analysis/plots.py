@@ -1,7 +1,7 @@
 """Figures for a table, each written as PNG and PDF with matplotlib's non-interactive Agg backend.
 
-* :func:`learning_curves` — per task, the evaluation metric against the training step for each column:
-  the mean over seeds with a band of ± one standard deviation.
+* :func:`learning_curves` — the evaluation metric against the training step, one small panel per task and
+  column: the mean over seeds with a band of ± one standard deviation, the other columns' means in grey.
 * :func:`ablation_heatmaps` — one heatmap per section of an ablation table (each task and the average).
 * :func:`aggregate_metrics` — IQM and mean over runs × tasks with stratified-bootstrap 95% intervals, and
   performance profiles (:mod:`analysis.stats`), on the tasks every column has; also returns the numbers.
@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -21,7 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.collect import Collection  # noqa: E402
-from analysis.stats import aggregate, iqm, performance_profile  # noqa: E402
+from analysis.stats import SEED_DDOF, aggregate, iqm, performance_profile  # noqa: E402
 from analysis.tables import Table, task_order  # noqa: E402
 
 
@@ -45,35 +46,59 @@ def _grid(count: int, width: int = 4):
     return fig, list(axes.flat[:count])
 
 
-def learning_curves(collection: Collection, table: Table, metric: str, out_dir: str | Path) -> list[Path]:
-    """Mean ± std over seeds of ``metric`` against the step, per task, for the runs behind ``table``."""
+def learning_curve_figure(collection: Collection, table: Table, metric: str):
+    """Small multiples of ``metric`` against the step: one panel per (task, column) with that column's mean ±
+    std over seeds, and the task's other columns' means in grey for comparison (overlapping bands of several
+    columns in one panel are unreadable). Panels of a task share the y axis, all panels the x axis; None when
+    no evaluation has ``metric``."""
     runs = {run.name: run for run in collection.runs}
     points = [{"column": row.column, "task": row.task, "seed": row.seed, "step": record["step"],
                "value": record[metric]}
               for row in table.scores.itertuples() for record in runs[row.run].records
               if record.get(metric) is not None]
     if not points:
-        return []
+        return None
     frame = pd.DataFrame(points)
-    tasks = task_order(set(frame["task"]))
-    # One colour per column across all panels, and one legend below them (labels can be long).
-    colors = {column: f"C{i % 10}" for i, column in enumerate(sorted(set(frame["column"])))}
-    fig, axes = _grid(len(tasks))
-    for ax, task in zip(axes, tasks):
-        for column, group in frame[frame["task"] == task].groupby("column", sort=True):
-            by_step = group.groupby("step")["value"]
-            steps, mean = by_step.mean().index.to_numpy(), by_step.mean().to_numpy()
-            std = by_step.std(ddof=1).fillna(0.0).to_numpy()
-            ax.plot(steps, mean, marker="o", markersize=3, color=colors[column])
-            ax.fill_between(steps, mean - std, mean + std, color=colors[column], alpha=0.2)
-        ax.set_title(task, fontsize=9)
+    curves = {}  # (task, column) -> (steps, mean, std)
+    for (task, column), group in frame.groupby(["task", "column"]):
+        by_step = group.groupby("step")["value"]
+        std = by_step.std(ddof=SEED_DDOF).fillna(0.0).to_numpy()  # NaN for a single seed: no band
+        curves[(task, column)] = (by_step.mean().index.to_numpy(), by_step.mean().to_numpy(), std)
+    columns = sorted(set(frame["column"]))
+    colors = {column: f"C{i % 10}" for i, column in enumerate(columns)}
+    panels = [(task, column) for task in task_order(set(frame["task"])) for column in columns
+              if (task, column) in curves]
+    # One row per task when the columns fit in it; a single configuration: four tasks per row.
+    fig, axes = _grid(len(panels), width=len(columns) if 1 < len(columns) <= 5 else 4)
+    first_of_task = {}
+    for ax, (task, column) in zip(axes, panels):
+        if task in first_of_task:
+            ax.sharey(first_of_task[task])
+        else:
+            first_of_task[task] = ax
+        if ax is not axes[0]:
+            ax.sharex(axes[0])
+        for other in columns:
+            if other != column and (task, other) in curves:
+                steps, mean, _ = curves[(task, other)]
+                ax.plot(steps, mean, color="0.75", linewidth=0.8)
+        steps, mean, std = curves[(task, column)]
+        ax.fill_between(steps, mean - std, mean + std, color=colors[column], alpha=0.25)
+        ax.plot(steps, mean, marker="o", markersize=3, color=colors[column])
+        ax.set_title(textwrap.fill(f"{task} · {column}", 48), fontsize=8)
         ax.set_xlabel("gradient step")
         ax.set_ylabel(metric.replace("_mean", ""))
         ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], color=color, marker="o", markersize=3) for color in colors.values()]
-    fig.legend(handles, list(colors), loc="outside lower center", fontsize=7)
-    fig.suptitle(f"Learning curves (mean ± std over seeds); table statistic: {table.statistic}", fontsize=10)
-    return _save(fig, out_dir, "learning_curves")
+    others = " (grey: the task's other columns)" if len(columns) > 1 else ""
+    fig.suptitle(f"Learning curves: mean ± std over seeds (ddof={SEED_DDOF}){others}; table statistic: "
+                 f"{table.statistic}", fontsize=10)
+    return fig
+
+
+def learning_curves(collection: Collection, table: Table, metric: str, out_dir: str | Path) -> list[Path]:
+    """:func:`learning_curve_figure` as learning_curves.png and .pdf; none when there is nothing to plot."""
+    fig = learning_curve_figure(collection, table, metric)
+    return [] if fig is None else _save(fig, out_dir, "learning_curves")
 
 
 def ablation_heatmaps(table: Table, out_dir: str | Path) -> list[Path]:
@@ -149,18 +174,26 @@ def aggregate_metrics(table: Table, out_dir: str | Path, reps: int = 2000,
                  f"({table.statistic})", fontsize=10)
     paths += _save(fig, out_dir, "aggregate")
 
+    paths += _save(performance_profile_figure(table), out_dir, "performance_profile")
+    return frame, paths
+
+
+def performance_profile_figure(table: Table):
+    """Performance profiles of the columns on the tasks they all have, τ over the scores' range and a margin
+    (a fixed 0–100 squeezes low scores into a corner)."""
     tasks = _common_tasks(table.scores)
     scores = table.scores[table.scores["task"].isin(tasks)]
-    top = max(100.0, float(scores["score"].max()))
-    thresholds = np.linspace(min(0.0, float(scores["score"].min())), top, 201)
+    low, high = float(scores["score"].min()), float(scores["score"].max())
+    margin = 0.05 * (high - low) or 1.0  # all scores equal: still a visible step
+    thresholds = np.linspace(low - margin, high + margin, 201)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for column, group in scores.groupby("column", sort=True):
         by_task = {task: g["score"].to_numpy() for task, g in group.groupby("task")}
         ax.plot(thresholds, performance_profile(by_task, thresholds), label=column)
+    ax.set_xlim(thresholds[0], thresholds[-1])
     ax.set_xlabel("score τ")
     ax.set_ylabel("fraction of runs with score > τ")
     ax.set_title(f"Performance profile over {len(tasks)} task(s)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    paths += _save(fig, out_dir, "performance_profile")
-    return frame, paths
+    return fig

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.collect import PRESET_LABEL, CollectError, Collection, Run, describe, domain_of
+from erdiff.config import did_you_mean
 from erdiff.results import summarize
 
 SELECTIONS = ("last", "best", "last-k")
@@ -76,8 +77,8 @@ def check_fields(collection: Collection, fields, what: str = "label field") -> N
     known = set().union(*(run.config for run in collection.runs))
     unknown = [f for f in fields if f not in known]
     if unknown:
-        raise CollectError(f"unknown {what} {', '.join(map(repr, unknown))}: the runs' config fields are "
-                           f"{', '.join(sorted(known))}")
+        named = ", ".join(repr(f) + did_you_mean(f, known) for f in unknown)
+        raise CollectError(f"unknown {what} {named}: the runs' config fields are {', '.join(sorted(known))}")
 
 
 def _preference(run: Run) -> tuple:

@@ -1,7 +1,7 @@
 """Statistics over seeds and tasks, in plain numpy.
 
-* :func:`mean_std` — a table cell: the mean over seeds and the sample standard deviation (ddof=1; none
-  for a single seed, where it is undefined).
+* :func:`mean_std` — a table cell: the mean over seeds and the sample standard deviation (ddof=1,
+  :data:`SEED_DDOF`; none for a single seed, where it is undefined).
 * :func:`iqm` — the interquartile mean of scores pooled over runs × tasks: sort, drop the lowest and the
   highest quarter (``floor(n/4)`` values each), average the rest. It is robust to a few outlier runs yet
   uses half the data, unlike the median (Agarwal et al., 2021, "Deep RL at the edge of the statistical
@@ -19,12 +19,16 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+SEED_DDOF = 1
+"""The delta degrees of freedom of every std over seeds in analysis/ (tables, curves, the toy figure): the sample
+std, since a handful of seeds is a sample of the seeds one could have run."""
+
 
 def mean_std(values) -> tuple[float, float | None]:
     values = np.asarray(values, dtype=float)
     if values.size == 0:
         raise ValueError("mean_std needs at least one value")
-    std = float(values.std(ddof=1)) if values.size > 1 else None
+    std = float(values.std(ddof=SEED_DDOF)) if values.size > 1 else None
     return float(values.mean()), std
 
 

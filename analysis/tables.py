@@ -30,7 +30,8 @@ from analysis.collect import (
     is_learning_field,
 )
 from analysis.scores import METRICS, Note, check_fields, seed_scores, statistic_caption
-from analysis.stats import mean_std
+from analysis.stats import SEED_DDOF, mean_std
+from erdiff.tasks import is_local
 
 AVERAGE_ROW = "Average"
 DECIMALS = 1
@@ -82,11 +83,34 @@ def _metric_key(metric: str) -> str:
     return METRICS[metric]
 
 
-def _caption(metric: str, statistic: str) -> str:
-    measure = ("D4RL normalized score (0 = random, 100 = expert)" if metric == "normalized"
-               else "undiscounted episode return")
-    return (f"{measure}: mean ± sample standard deviation over seeds, number of seeds in parentheses; "
-            f"per seed: {statistic}. Bold: best of the row.")
+def _family(tasks) -> tuple[list[str], list[str]]:
+    """The tasks split into D4RL ones and those generated locally (erdiff.tasks), which D4RL never had."""
+    local = sorted(t for t in tasks if is_local(t))
+    return sorted(set(tasks) - set(local)), local
+
+
+def _title(tasks) -> str:
+    d4rl, local = _family(tasks)
+    if local and d4rl:
+        return "Results on D4RL and locally generated tasks"
+    return "Results on locally generated tasks" if local else "D4RL results"
+
+
+def _caption(metric: str, statistic: str, tasks) -> str:
+    d4rl, local = _family(tasks)
+    measures = []
+    if metric != "normalized":
+        measures.append("undiscounted episode return")
+    else:
+        if d4rl:
+            measures.append("D4RL normalized score (0 = random, 100 = expert)")
+        if local:
+            # their reference returns are this project's (erdiff/envs/scores.py), not D4RL's
+            measures.append(f"normalized score of the locally generated task(s) {', '.join(local)} "
+                            "(reference returns of erdiff/envs/scores.py: 0 = random actions, 100 = a reference "
+                            "controller)")
+    return (f"{'; '.join(measures)}: mean ± std over seeds (ddof={SEED_DDOF}), number of seeds in "
+            f"parentheses; per seed: {statistic}. Bold: best of the row.")
 
 
 def _cells_from_scores(scores: pd.DataFrame, keys: list[str]) -> dict[tuple, Cell]:
@@ -166,6 +190,13 @@ def make_table(results, select: str = "last", k: int = 5, label_fields=(), basel
     lines = list(collection.notes)
     lines += _attach_notes(cells, notes, lambda n: (n.task, n.column) if n.task and n.column else None)
     run_columns = _column_order(c for _, c in cells)
+    # A configuration none of whose runs was scored would be a column of "–" only: drop it and say so.
+    scored = {c for (_, c), cell in cells.items() if cell.seeds}
+    for column in run_columns:
+        if column not in scored:
+            left_out = sum(n.column == column for n in notes)
+            lines.append(f"column {column} dropped: no run of it was scored ({left_out} note(s) above say why)")
+    run_columns = [c for c in run_columns if c in scored]
 
     tasks = {run.task for run in collection.runs}
     blocks = [(name, list(block)) for name, block in DOMAINS if tasks & set(block)]
@@ -203,7 +234,7 @@ def make_table(results, select: str = "last", k: int = 5, label_fields=(), basel
         sections.append(Section(name, rows))
 
     statistic = statistic_caption(select, k)
-    return Table("D4RL results", _caption(metric, statistic), "Task", columns, sections, lines,
+    return Table(_title(tasks), _caption(metric, statistic, tasks), "Task", columns, sections, lines,
                  {m: "; ".join(s) for m, s in sources.items()}, baseline_columns, statistic, scores)
 
 
@@ -275,7 +306,8 @@ def make_ablation_table(results, row_field: str, column_field: str, select: str 
             sections.append(Section(title + suffix, rows))
 
     statistic = statistic_caption(select, k)
-    caption = _caption(metric, statistic).replace("Bold: best of the row.", "Bold: best of each task's grid.")
+    tasks = {run.task for run in collection.runs}
+    caption = _caption(metric, statistic, tasks).replace("Bold: best of the row.", "Bold: best of each task's grid.")
     return Table(f"Ablation: {row_field} × {column_field}", caption, f"{row_field} \\ {column_field}",
                  columns, sections, lines, {}, [], statistic, scores)
 

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from analysis.collect import Run, collect  # noqa: E402
-from analysis.stats import mean_std  # noqa: E402
+from analysis.stats import SEED_DDOF, mean_std  # noqa: E402
 from erdiff.errors import ErdiffError  # noqa: E402
 from erdiff.results import summarize  # noqa: E402
 
@@ -201,7 +201,7 @@ def return_curves(runs: list[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 for run in runs]
     epochs = np.array(sorted(set.intersection(*(set(b) for b in by_epoch))))
     values = np.array([[b[e] for e in epochs] for b in by_epoch])
-    return epochs, values.mean(axis=0), values.std(axis=0)
+    return epochs, values.mean(axis=0), values.std(axis=0, ddof=SEED_DDOF)
 
 
 def draw_figure(groups: dict[str, list[Run]], out_dir: Path) -> list[Path]:

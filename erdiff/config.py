@@ -10,6 +10,7 @@ Defaults are the official code's global defaults (docs/method.md §14); per-task
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 from dataclasses import dataclass, field, fields
@@ -23,6 +24,17 @@ from erdiff.errors import ErdiffError
 
 class ConfigError(ErdiffError, ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
+
+
+def did_you_mean(name: str, known, prefix: str = "") -> str:
+    """`` (did you mean 'x'?)`` naming the known names closest to a mistyped ``name``, best first, each shown
+    after ``prefix`` (a section such as ``agent.``); '' when none is close.
+
+    The one suggestion helper of every "unknown ..." error (tasks, config fields, label fields; tune's spec
+    keys can use it too), so that the likely fix comes before the full list of names.
+    """
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=3)
+    return f" (did you mean {' or '.join(repr(prefix + c) for c in close)}?)" if close else ""
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -272,7 +284,8 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"{source}: unknown config field(s) {', '.join(prefix + u for u in unknown)}; "
+        named = ", ".join(prefix + u + did_you_mean(u, known, prefix) for u in unknown)
+        raise ConfigError(f"{source}: unknown config field(s) {named}; "
                           f"known fields here: {', '.join(sorted(known))}")
     kwargs = {}
     for name, value in data.items():
@@ -309,7 +322,8 @@ def apply_overrides(data: dict, overrides: dict[str, str]) -> dict:
         if len(parts) == 2:
             section, name = parts
             if section not in SECTIONS:
-                raise ConfigError(f"unknown config section '{section}' in '--{key}': expected agent or train")
+                raise ConfigError(f"unknown config section '{section}' in '--{key}'{did_you_mean(section, SECTIONS)}: "
+                                  "expected agent or train")
             out.setdefault(section, {})
             out[section] = dict(out[section])
             out[section][name] = _parse_scalar(text)

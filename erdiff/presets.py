@@ -9,7 +9,7 @@ paper: AntMaze v2 reuses the v0 presets; maze2d uses the AntMaze settings withou
 
 from __future__ import annotations
 
-from erdiff.config import ConfigError
+from erdiff.config import ConfigError, did_you_mean
 
 GYM = [f"{env}-{ds}-v2" for ds in ("medium", "medium-replay", "medium-expert")
        for env in ("halfcheetah", "hopper", "walker2d")]
@@ -78,6 +78,6 @@ def preset_for(task: str) -> dict:
     """The preset of ``task`` as a nested config dict; a clear error for an unknown task."""
     if task not in PRESETS:
         known = ", ".join(sorted(PRESETS))
-        raise ConfigError(f"unknown task {task!r}; known tasks: {known}")
+        raise ConfigError(f"unknown task {task!r}{did_you_mean(task, PRESETS)}; known tasks: {known}")
     preset = PRESETS[task]
     return {section: dict(values) for section, values in preset.items()}

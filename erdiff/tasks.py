@@ -115,10 +115,15 @@ TASKS = _build_registry()
 
 
 def get_task(name: str) -> Task:
-    """The task called ``name``; a ConfigError listing the known tasks otherwise."""
+    """The task called ``name``; a ConfigError naming the closest known tasks, then all of them, otherwise."""
     if name not in TASKS:
-        preset_for(name)  # raises the project's one "unknown task ...; known tasks: ..." error
+        preset_for(name)  # raises the project's one unknown-task error: closest names first, then all
     return TASKS[name]
+
+
+def is_local(name: str) -> bool:
+    """Whether ``name`` is a task this project generates (toy, pendulum-*, ...), not a D4RL one."""
+    return name in TASKS and TASKS[name].domain == "local"
 
 
 def list_tasks() -> list[str]:

@@ -42,6 +42,29 @@ def test_learning_curves(collection, tmp_path):
     assert_image(paths[0])
 
 
+def test_learning_curves_are_one_panel_per_task_and_configuration(tmp_path):
+    """Four configurations on two tasks: eight panels, each one band and its mean in colour, the other three
+    means in grey; a task's panels share the y axis, every panel the x axis."""
+    for task in TASKS:
+        for m in (2, 4, 8, 16):
+            for seed in range(2):
+                write_run(tmp_path / "r" / task / f"m{m}" / f"seed_{seed}", task, seed, [m, m + seed, 2 * m],
+                          overrides={"agent.num_critics": str(m)})
+    collection = collect(tmp_path / "r")
+    fig = plots.learning_curve_figure(collection, make_table(collection, published=False), "normalized_score_mean")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 8
+    for ax in axes:
+        colors = [line.get_color() for line in ax.get_lines()]
+        assert len(colors) == 4 and colors.count("0.75") == 3
+        assert len(ax.collections) == 1  # the band of this panel's configuration only
+    hopper, walker = axes[:4], axes[4:]
+    assert all(a.get_title().startswith(TASKS[0]) for a in hopper)
+    assert all(hopper[0].get_shared_y_axes().joined(hopper[0], a) for a in hopper[1:])
+    assert not hopper[0].get_shared_y_axes().joined(hopper[0], walker[0])
+    assert all(axes[0].get_shared_x_axes().joined(axes[0], a) for a in axes[1:])
+
+
 def test_ablation_heatmaps(collection, tmp_path):
     table = make_ablation_table(collection, "agent.ent_coef", "agent.num_critics")
     paths = plots.ablation_heatmaps(table, tmp_path / "fig")
@@ -62,3 +85,11 @@ def test_aggregate_metrics_numbers_and_figures(collection, tmp_path):
     assert row["iqm_low"] <= row["iqm"] <= row["iqm_high"]
     saved = pd.read_csv(tmp_path / "fig" / "aggregate.csv")
     assert saved.set_index("column").loc["agent.num_critics=4", "iqm"] == pytest.approx(row["iqm"])
+
+
+def test_performance_profile_axis_fits_the_scores(collection):
+    # Last scores run from 26 (M = 2, hopper, seed 0) to 53 (M = 4, walker, seed 2): a 5% margin each side.
+    ax = plots.performance_profile_figure(make_table(collection, published=False)).axes[0]
+    assert ax.get_xlim() == pytest.approx((26 - 1.35, 53 + 1.35))
+    line = ax.get_lines()[0].get_ydata()
+    assert (line[0], line[-1]) == (1.0, 0.0)  # from every run above τ to none

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from analysis.stats import aggregate, iqm, mean_std, performance_profile, stratified_bootstrap
+from analysis.stats import SEED_DDOF, aggregate, iqm, mean_std, performance_profile, stratified_bootstrap
 
 
 def test_mean_std_is_the_sample_std():
@@ -50,3 +53,16 @@ def test_performance_profile_averages_tasks():
     profile = performance_profile(scores, [0.0, 25.0, 55.0])
     # a: 4/4, 2/4, 0/4 above; b: 2/2, 2/2, 1/2 above.
     np.testing.assert_allclose(profile, [(1 + 1) / 2, (0.5 + 1) / 2, (0 + 0.5) / 2])
+
+
+def test_every_std_in_analysis_uses_the_one_stated_ddof():
+    """numpy's std defaults to ddof=0 and pandas' to ddof=1: each call must say which, and say SEED_DDOF."""
+    calls = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "analysis").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "std":
+                ddof = [k.value for k in node.keywords if k.arg == "ddof"]
+                calls.append((path.name, node.lineno, ast.unparse(ddof[0]) if ddof else None))
+    assert len(calls) >= 3  # tables, learning curves, toy figure
+    assert [c for c in calls if c[2] != "SEED_DDOF"] == []
+    assert SEED_DDOF == 1

@@ -252,7 +252,7 @@ def test_label_by_tag_or_field(results_root):
     assert by_trial.columns == ["m4"]
     by_field = make_table(results_root, label_fields=["agent.num_critics"], published=False)
     assert cell(by_field, HOPPER, "agent.num_critics=64").seeds == 3
-    with pytest.raises(CollectError, match="unknown label field 'agent.num_critic'"):
+    with pytest.raises(CollectError, match=r"label field 'agent.num_critic' \(did you mean 'agent.num_critics'"):
         make_table(results_root, label_fields=["agent.num_critic"])
 
 
@@ -361,3 +361,37 @@ def test_latex_output(results_root, tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "table.pdf").stat().st_size > 1000
+
+
+def test_caption_and_title_name_the_task_family(tmp_path):
+    write_run(tmp_path / "toy" / "s0", "toy", 0, [50.0])
+    write_run(tmp_path / "pendulum" / "s0", "pendulum-medium", 0, [40.0])
+    local = make_table(tmp_path, published=False)
+    assert local.title == "Results on locally generated tasks" and "D4RL" not in local.caption
+    assert "locally generated task(s) pendulum-medium, toy" in local.caption
+    assert "D4RL" not in make_ablation_table(tmp_path, "agent.T", "agent.num_critics").caption
+    write_run(tmp_path / "hopper" / "s0", HOPPER, 0, [30.0])
+    mixed = make_table(tmp_path, published=False)
+    assert mixed.title == "Results on D4RL and locally generated tasks"
+    assert "D4RL normalized score" in mixed.caption and "task(s) pendulum-medium, toy" in mixed.caption
+    shutil.rmtree(tmp_path / "toy")
+    shutil.rmtree(tmp_path / "pendulum")
+    d4rl = make_table(tmp_path, published=False)
+    assert d4rl.title == "D4RL results" and "locally" not in d4rl.caption
+
+
+def test_caption_states_the_ddof_of_the_seed_std(results_root):
+    assert "mean ± std over seeds (ddof=1)" in make_table(results_root, published=False).caption
+
+
+def test_a_configuration_whose_runs_were_all_excluded_is_dropped_with_a_note(results_root):
+    for seed in range(2):  # a sweep trial that died: both seeds still "running", files three hours old
+        write_run(results_root / "sweep" / "trials" / "m8" / f"seed_{seed}", HOPPER, seed, [1.0],
+                  status="running", age_s=3 * 3600, overrides={"agent.num_critics": "8"})
+    table = make_table(results_root, published=False)
+    assert table.columns == ["preset", "agent.num_critics=4"]
+    assert "column agent.num_critics=8 dropped: no run of it was scored (2 note(s) above say why)" in table.notes
+    assert sum("excluded" in note and "trials/m8/seed_" in note for note in table.notes) == 2
+    assert "agent.num_critics=8" not in render.to_markdown(table).split("Notes:")[0]
+    kept = make_table(results_root, published=False, include_incomplete=True)
+    assert "agent.num_critics=8" in kept.columns and not any("dropped" in note for note in kept.notes)

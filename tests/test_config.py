@@ -116,8 +116,30 @@ def test_config_file_of_the_wrong_shape_is_one_error_naming_file_and_section(tmp
 
 
 def test_unknown_task_lists_known_tasks():
-    with pytest.raises(ConfigError, match="unknown task 'hopper-medium-v9'; known tasks: .*hopper-medium-v2"):
+    with pytest.raises(ConfigError, match="unknown task 'hopper-medium-v9' .*; known tasks: .*hopper-medium-v2"):
         make_config("hopper-medium-v9")
+
+
+@pytest.mark.parametrize("argv, config_text, suggestion", [
+    (["--task", "hoper-medium-v2"], None, "unknown task 'hoper-medium-v2' (did you mean 'hopper-medium-v2'"),
+    (["--task", "toy", "--agent.num_critic", "4"], None,
+     "unknown config field(s) agent.num_critic (did you mean 'agent.num_critics'"),
+    (["--task", "toy", "--agnet.T", "4"], None,
+     "unknown config section 'agnet' in '--agnet.T' (did you mean 'agent'?)"),
+    (["--task", "toy"], "train:\n  eval_evry: 5\n",
+     "unknown config field(s) train.eval_evry (did you mean 'train.eval_every'"),
+    (["--task", "toy"], "sed: 3\n", "unknown config field(s) sed (did you mean 'seed'?)"),
+    # nothing close: no suggestion
+    (["--task", "toy", "--agent.zzz", "1"], None, "unknown config field(s) agent.zzz; known fields here: T, "),
+])
+def test_a_mistyped_name_gets_its_closest_matches_before_the_full_list(tmp_path, capsys, argv, config_text,
+                                                                       suggestion):
+    if config_text is not None:
+        (tmp_path / "run.yaml").write_text(config_text)
+        argv = [*argv, "--config", str(tmp_path / "run.yaml")]
+    assert main(["train", *argv, "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and suggestion in err, err
 
 
 def test_yaml_errors(tmp_path):

@@ -83,3 +83,19 @@ def test_nothing_cites_notes_outside_the_repository():
 
 def test_readme_links_the_method_page():
     assert "(docs/method.md)" in (ROOT / "README.md").read_text()
+
+
+def test_readme_says_what_the_quickstart_budget_is():
+    """The README's 'what the quickstart's numbers mean' paragraph states the spec's and the preset's budgets."""
+    import yaml
+
+    from erdiff.presets import PRESETS
+
+    spec = yaml.safe_load((ROOT / "tune" / "configs" / "quickstart.yaml").read_text())
+    train, agent = spec["config"]["train"], spec["config"]["agent"]
+    preset = PRESETS["toy"]["train"]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert (f"networks of {agent['hidden_dim']} units, M = {agent['num_critics']} critics and "
+            f"{train['epochs'] * train['steps_per_epoch']} gradient steps per run (the toy preset trains "
+            f"{preset['epochs'] * preset['steps_per_epoch']:,})") in readme
+    assert "smoke test of the system, not a result" in readme
