@@ -12,6 +12,7 @@ Both return a :class:`Table`, which :mod:`analysis.render` writes as Markdown, L
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -160,7 +161,13 @@ def _average_row(rows: list[tuple[str, dict[str, Cell]]], columns: list[str], no
 
 
 def _column_order(columns) -> list[str]:
-    return sorted(set(columns), key=lambda c: (c != PRESET_LABEL, c))
+    """The preset first, then the labels with their numbers compared as numbers (num_critics=2 before 16)."""
+    return sorted(set(columns), key=lambda c: (c != PRESET_LABEL, _natural_key(c)))
+
+
+def _natural_key(label: str) -> tuple:
+    parts = re.split(r"(\d+(?:\.\d+)?)", label)  # text, number, text, ...: same types at the same places
+    return tuple(float(part) if index % 2 else part for index, part in enumerate(parts))
 
 
 def task_order(tasks) -> list[str]:

@@ -395,3 +395,10 @@ def test_a_configuration_whose_runs_were_all_excluded_is_dropped_with_a_note(res
     assert "agent.num_critics=8" not in render.to_markdown(table).split("Notes:")[0]
     kept = make_table(results_root, published=False, include_incomplete=True)
     assert "agent.num_critics=8" in kept.columns and not any("dropped" in note for note in kept.notes)
+
+
+def test_columns_order_their_numbers_as_numbers(tmp_path):
+    for critics in (16, 2, 32, 4):  # the hopper preset has 64
+        write_run(tmp_path / f"m{critics}", HOPPER, 0, [10.0], overrides={"agent.num_critics": str(critics)})
+    table = make_table(tmp_path, published=False)
+    assert table.columns == [f"agent.num_critics={m}" for m in (2, 4, 16, 32)]
