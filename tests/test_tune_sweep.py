@@ -1,10 +1,12 @@
 """Sweeps end to end on a real local Ray (CPU): grids, Optuna, a killed seed worker, an interrupted driver.
 
 Each test runs its own Ray in a private temp dir (RAY_TMPDIR) and its teardown shuts it down and kills any
-process left from that session only (found by its environment), never other Ray instances on the machine.
+process left from that session only (found by its environment or by its open files in the temp dir: Ray's
+agents overwrite their environment), never other Ray instances on the machine.
 Only the smallest TorchTrainer sweep runs by default; the others are marked slow (`pytest -m slow`).
 """
 
+import ipaddress
 import json
 import os
 import shutil
@@ -22,6 +24,7 @@ import yaml
 
 from erdiff import results
 from erdiff.train import train
+from tune import local_ray
 from tune.aggregate import TRIAL_FILE, read_trial_records
 from tune.snapshots import read_sessions
 from tune.spec import parse_spec
@@ -31,18 +34,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def session_processes(temp_dir: Path) -> list[int]:
-    """Processes (other than this one) started with RAY_TMPDIR=temp_dir: the Ray session of one test."""
+    """Processes (other than this one) started with RAY_TMPDIR=temp_dir or holding a file in it open: the Ray
+    sessions of one test."""
     marker = f"RAY_TMPDIR={temp_dir}".encode()
-    pids = []
+    pids = set(local_ray.session_processes(str(temp_dir)))
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             if marker in (entry / "environ").read_bytes().split(b"\0"):
-                pids.append(int(entry.name))
+                pids.add(int(entry.name))
         except OSError:  # gone, or not ours to read
             continue
-    return pids
+    return sorted(pids)
 
 
 def kill_session_processes(temp_dir: Path) -> None:
@@ -58,6 +62,7 @@ def ray_session(tmp_path_factory, monkeypatch):
     """A private Ray temp dir and dataset dir for this test; no Ray process of it outlives the test."""
     temp_dir = Path(tempfile.mkdtemp(prefix="erdt-", dir="/tmp"))  # short: Ray's socket paths are length-limited
     monkeypatch.setenv("RAY_TMPDIR", str(temp_dir))
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))  # local-Ray records, Ray's auth token
     monkeypatch.setenv("ERDIFF_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     yield temp_dir
@@ -307,3 +312,83 @@ def test_asha_stops_weak_trials_and_marks_them_stopped(ray_session, tmp_path):
             run_dir = out / "trials" / record["trial"] / f"seed_{seed}"
             assert 2 <= len(results.read_metrics(run_dir)) < 8
             assert results.read_summary(run_dir)["status"] == "stopped"
+
+
+# ---------------------------------------------------------------- the local Ray: loopback only, nothing left
+
+
+def listening_addresses(pids: list[int]) -> set[tuple[int, str]]:
+    """(pid, local address) of every listening TCP socket and bound, unconnected UDP socket of ``pids``."""
+    owners = {}
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    owners[int(link[8:-1])] = pid
+        except OSError:  # gone meanwhile
+            continue
+    found = set()
+    for table in ("tcp", "tcp6", "udp", "udp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1].split(":")[0], fields[3], int(fields[9])
+            if inode in owners and state == ("0A" if table.startswith("tcp") else "07"):  # LISTEN / UDP CLOSE
+                raw = b"".join(bytes.fromhex(local[i:i + 8])[::-1] for i in range(0, len(local), 8))
+                found.add((owners[inode], str(ipaddress.ip_address(raw))))
+    return found
+
+
+def is_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return ip.is_loopback or (ip.version == 6 and ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback)
+
+
+def the_session_dir(temp_dir: Path) -> str:
+    """The one Ray session under the test's RAY_TMPDIR."""
+    sessions = [p for p in (temp_dir / "ray").glob("session_2*") if not p.is_symlink()]
+    assert len(sessions) == 1, sessions
+    return str(sessions[0])
+
+
+def test_a_local_sweep_listens_on_loopback_only(ray_session, tmp_path):
+    """Every socket that any process of the sweep's local Ray listens on, gathered while a TorchTrainer trial
+    trains (GCS, raylet, agents, Tune and Train actors, the seed workers), is on 127.0.0.1."""
+    data = tiny_spec("loopback", {"mode": "grid"}, epochs=6, steps_per_epoch=100)
+    out, log = tmp_path / "out", tmp_path / "sweep.log"
+    sweep = start_sweep(write_spec(tmp_path / "loopback.yaml", data), out, log)
+    seen = set()
+    try:
+        wait_for(lambda: trial_evaluation(out / "trials" / "000_toy") >= 1, 240, "a first evaluation", sweep)
+        session_dir = the_session_dir(ray_session)
+        while trial_evaluation(out / "trials" / "000_toy") < 4 and sweep.poll() is None:
+            seen |= listening_addresses(local_ray.session_processes(session_dir))
+            time.sleep(0.5)
+        assert sweep.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert len({pid for pid, _ in seen}) >= 5, seen  # GCS, raylet, agents, workers at least
+    assert {entry for entry in seen if not is_loopback(entry[1])} == set()
+    assert local_ray.session_processes(session_dir) == []  # a finished sweep leaves nothing either
+
+
+def test_the_next_sweep_ends_what_a_killed_sweep_left(ray_session, tmp_path):
+    """SIGKILL the driver of a local sweep mid-trial (Ray's dashboard and runtime-env agents would outlive it,
+    listening): the clean-up that every sweep runs first ends every process of that Ray session."""
+    data = tiny_spec("killed_driver", {"mode": "grid"}, trainable="function", epochs=20, steps_per_epoch=100)
+    out, log = tmp_path / "out", tmp_path / "sweep.log"
+    sweep = start_sweep(write_spec(tmp_path / "killed_driver.yaml", data), out, log)
+    try:
+        wait_for(lambda: trial_evaluation(out / "trials" / "000_toy") >= 1, 240, "a first evaluation", sweep)
+        session_dir = the_session_dir(ray_session)
+        sweep.send_signal(signal.SIGKILL)
+        sweep.wait(timeout=30)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    left = local_ray.session_processes(session_dir)
+    killed = local_ray.end_dead_sessions()
+    assert killed and set(killed) <= set(left)
+    wait_for(lambda: not local_ray.session_processes(session_dir), 30, "the session's processes to go")
+    assert not list((Path(os.environ["HOME"]) / ".erdiff" / "local-ray").glob("*.json"))

@@ -10,8 +10,10 @@ cluster. Where results land::
     <storage>/train/<trial>/                 Ray Train checkpoints of trainable: train
 
 Without --address (and without RAY_ADDRESS, which `ray job submit` sets) the sweep starts its own local Ray
-sized to this machine, never attaching to another Ray instance; the dashboard listens on 127.0.0.1 only and
-stays on (Ray Train needs it to release stopped trials' workers, stack-notes §2). Ray 2.59+ turns token
+sized to this machine, never attaching to another Ray instance; every one of its services listens on
+127.0.0.1 only, and no process of it outlives the sweep by more than the start of the next sweep, even when
+this driver is SIGKILLed (tune.local_ray). The dashboard stays on (Ray Train needs it to release stopped
+trials' workers, stack-notes §2). Ray 2.59+ turns token
 authentication on for local clusters: this process handles it; `ray job submit` against a cluster needs
 RAY_AUTH_MODE=token or a token (cluster/ README).
 """
@@ -29,6 +31,7 @@ import yaml
 from cluster.storage import URI_SCHEME, check_out_dir_for_cluster, check_storage_for_cluster
 from erdiff import results
 from erdiff.errors import ErdiffError
+from tune import local_ray
 from tune.aggregate import read_trial_records, trial_record, write_trial_record
 from tune.plan import check_cluster_fits
 from tune.spec import SweepSpec, scheduler_grace_period, scheduler_max_t, trial_name
@@ -53,13 +56,14 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, 
     # Tune saves its state whenever a trial reports a checkpoint (it keeps the last two): with evaluations a
     # few seconds apart (small tasks) it would warn about every one of those saves.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    started_here = connect(address)
+    local_ray.end_dead_sessions()  # what a killed local sweep left (tune.local_ray)
+    session = connect(address)
     try:
         # Before anything is written: on several nodes, run directories and Tune state need shared storage.
         num_nodes = sum(1 for node in ray.nodes() if node["Alive"])
         check_out_dir_for_cluster(context.out_dir, num_nodes)
         check_storage_for_cluster(context.storage, num_nodes)
-        shortage = check_cluster_fits(spec, ray.cluster_resources(), local=started_here)
+        shortage = check_cluster_fits(spec, ray.cluster_resources(), local=session is not None)
         if shortage:
             print(f"warning: {shortage}; its trials wait until the cluster grows", file=sys.stderr)
         if resume:
@@ -71,13 +75,16 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, 
             tuner = build_tuner(context)
         grid = tuner.fit()
     finally:
-        if started_here:
+        if session is not None:
             ray.shutdown()
+            local_ray.end_session(*session)  # the agents may outlive a shutdown too
     return _print_outcome(context, grid)
 
 
-def connect(address: str | None) -> bool:
-    """Connect to ``address``, to the job's cluster (RAY_ADDRESS) or start a local Ray; True if started here."""
+def connect(address: str | None) -> tuple[Path, str] | None:
+    """Connect to ``address``, to the job's cluster (RAY_ADDRESS) or start a local Ray.
+
+    For a local Ray started here: its record and session directory (tune.local_ray), else None."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home
     if address:
         try:
@@ -86,12 +93,15 @@ def connect(address: str | None) -> bool:
             raise SweepError(f"cannot connect to the Ray cluster at {address} ({err}); a cluster of Ray 2.59 or "
                              "newer wants an auth token: set RAY_AUTH_MODE=token (the token is read from "
                              "RAY_AUTH_TOKEN or ~/.ray/auth_token)") from err
-        return False
+        return None
     if os.environ.get("RAY_ADDRESS"):
         ray.init()  # inside `ray job submit`: the cluster's resources, not ours
-        return False
-    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True, dashboard_host="127.0.0.1")
-    return True
+        return None
+    with local_ray.loopback_only():
+        context = ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True,
+                           dashboard_host="127.0.0.1")
+    session_dir = context.address_info["session_dir"]
+    return local_ray.record_session(session_dir), session_dir
 
 
 def build_tuner(context: SweepContext) -> ray.tune.Tuner:

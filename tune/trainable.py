@@ -3,7 +3,7 @@
 Two ways to run a trial, chosen by the spec's ``trainable``:
 
 ``train`` (default), :func:`drive_seed_workers`
-    The Tune trial is a light driver (0.01 CPU) that builds and fits a Ray Train ``TorchTrainer`` with one
+    The Tune trial is a light driver (0.01 CPU) that builds and fits a Ray Train ``DataParallelTrainer`` with one
     worker per seed, each with the spec's CPUs and GPU fraction. Every worker runs erdiff's training loop
     for its seed (:func:`train_seed_worker`) and reports after each evaluation through ``ray.train.report``
     with a snapshot of its run directory as checkpoint. :class:`SeedAggregateCallback` turns the workers'
@@ -12,7 +12,7 @@ Two ways to run a trial, chosen by the spec's ``trainable``:
 
 ``function``, :func:`run_seeds_in_process`
     A plain Tune function trainable that advances the seeds in one process, one evaluation period each in
-    turn, and reports the aggregate with ``ray.tune.report`` and a ``ray.tune.Checkpoint``. No TorchTrainer:
+    turn, and reports the aggregate with ``ray.tune.report`` and a ``ray.tune.Checkpoint``. No Ray Train:
     far less overhead on small machines, the seeds share one worker's resources.
 
 ``packed``, also :func:`run_seeds_in_process`
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import ray.train
 import ray.tune
-from ray.train.torch import TorchConfig, TorchTrainer
+from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from erdiff import results
@@ -60,11 +60,11 @@ class SweepContext:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# trainable: train — a TorchTrainer per trial, one worker per seed
+# trainable: train — a Ray Train trainer per trial, one worker per seed
 
 
 def drive_seed_workers(config: dict, context: SweepContext) -> None:
-    """Tune function trainable: fit a TorchTrainer whose workers train the trial's seeds."""
+    """Tune function trainable: fit a Ray Train trainer whose workers train the trial's seeds."""
     spec = context.spec
     trial = ray.tune.get_context().get_trial_name()
     # Read by Ray Train in this process and passed on to its controller: a trial whose workers cannot be
@@ -73,12 +73,12 @@ def drive_seed_workers(config: dict, context: SweepContext) -> None:
     resources = {"CPU": spec.resources.cpu}
     if spec.resources.gpu > 0:
         resources["GPU"] = spec.resources.gpu
-    trainer = TorchTrainer(
+    # Not a TorchTrainer: the seeds never exchange tensors, so no torch.distributed process group, whose
+    # TCPStore would listen on all interfaces; each worker sees only its own GPU (no shared CUDA_VISIBLE_DEVICES).
+    trainer = DataParallelTrainer(
         train_seed_worker,
         train_loop_config={"context": context, "trial": trial, "task": config["trial"]["task"],
                            "params": config["trial"]["params"]},
-        # The seeds never exchange tensors; gloo keeps NCCL away from workers that share one GPU.
-        torch_config=TorchConfig(backend="gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=len(spec.seeds), use_gpu=spec.resources.gpu > 0,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
@@ -197,7 +197,7 @@ def make_trainable(context: SweepContext):
     """The spec's trainable with the context bound and its resources: what Tuner and Tuner.restore get."""
     spec = context.spec
     if spec.trainable == "train":
-        # The driver only waits on its TorchTrainer; the workers hold the CPUs and GPUs (stack-notes §2).
+        # The driver only waits on its trainer; the workers hold the CPUs and GPUs (stack-notes §2).
         resources = {"cpu": DRIVER_CPU}
         function = drive_seed_workers
     else:
