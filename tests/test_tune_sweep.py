@@ -9,6 +9,7 @@ Only the smallest TorchTrainer sweep runs by default; the others are marked slow
 import ipaddress
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from tune.aggregate import TRIAL_FILE, read_trial_records
 from tune.snapshots import read_sessions
 from tune.spec import parse_spec
 from tune.sweep import SPEC_FILE, SweepError, run_sweep
+from tune.trust import UntrustedStateError, check_tune_state
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,6 +134,52 @@ def test_sweep_with_torch_trainer(ray_session, tmp_path, capfd):
         run_sweep(changed, out, resume=True)
     with pytest.raises(SweepError, match="nothing to resume"):
         run_sweep(spec, tmp_path / "elsewhere", resume=True)
+
+
+class RunsCode:
+    """A pickle that runs a shell command when loaded: the issue's replaced tuner.pkl."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_resume_refuses_tune_state_that_someone_else_could_have_written(ray_session, tmp_path):
+    """A real sweep, then its tuner.pkl replaced by a pickle that runs `touch MARKER`: a resume refuses before
+    unpickling anything when the state is writable by others, owned by another user, or sits below a folder
+    others can write; with --trust-tune-state the pickle runs (which is why the check exists)."""
+    spec = parse_spec(tiny_spec("trust", {"mode": "grid"}, trainable="function", epochs=1))
+    out = tmp_path / "out"
+    assert run_sweep(spec, out) == 0
+    experiment = out / "ray" / "trust"
+    check_tune_state(str(experiment), str(out))  # the state Tune wrote itself passes
+
+    marker = tmp_path / "marker"
+    tuner_pkl = experiment / "tuner.pkl"
+    tuner_pkl.write_bytes(pickle.dumps(RunsCode(f"touch {marker}")))
+    tuner_pkl.chmod(0o646)
+    with pytest.raises(UntrustedStateError, match=r"tuner.pkl is writable by others; start a new sweep with "
+                                                  r"another --out, or, .* pass --trust-tune-state"):
+        run_sweep(spec, out, resume=True)
+    tuner_pkl.chmod(0o644)
+    os.chown(tuner_pkl, 12345, -1)
+    with pytest.raises(UntrustedStateError, match=r"tuner.pkl is owned by uid 12345"):
+        run_sweep(spec, out, resume=True)
+    os.chown(tuner_pkl, os.geteuid(), -1)
+    (out / "ray").chmod(0o777)  # anyone could have swapped the experiment folder
+    with pytest.raises(UntrustedStateError, match=r"ray is writable by others"):
+        run_sweep(spec, out, resume=True)
+    assert not marker.exists()
+
+    (out / "ray").chmod(0o755)
+    with pytest.raises(UntrustedStateError, match="cannot check who could write an object store"):
+        run_sweep(parse_spec({**tiny_spec("trust", {"mode": "grid"}), "storage": "s3://bucket/sweeps"}), out,
+                  resume=True)
+    with pytest.raises(Exception):  # noqa: B017 -- whatever Tune makes of the pickle's return value
+        run_sweep(spec, out, resume=True, trust_tune_state=True)
+    assert marker.exists()
 
 
 def test_packed_sweep_trains_the_seeds_of_a_trial_together(ray_session, tmp_path):

@@ -36,6 +36,7 @@ from tune.aggregate import read_trial_records, trial_record, write_trial_record
 from tune.plan import check_cluster_fits
 from tune.spec import SweepSpec, scheduler_grace_period, scheduler_max_t, trial_name
 from tune.trainable import SweepContext, make_trainable
+from tune.trust import check_tune_state
 
 SPEC_FILE = "sweep.yaml"
 METRIC = "objective"
@@ -46,13 +47,17 @@ class SweepError(ErdiffError):
     """The results folder does not fit the request (a sweep already there, nothing to resume, ...)."""
 
 
-def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, resume: bool = False) -> int:
-    """Run (or with ``resume`` continue) ``spec``; return 0 when every trial finished, 1 otherwise."""
+def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, resume: bool = False,
+              trust_tune_state: bool = False) -> int:
+    """Run (or with ``resume`` continue) ``spec``; return 0 when every trial finished, 1 otherwise.
+
+    A resume first checks that no one else could have written Tune's state (tune.trust), unless
+    ``trust_tune_state``."""
     if URI_SCHEME.match(str(out_dir)):  # refused on any cluster: run directories are plain files
         check_out_dir_for_cluster(str(out_dir), num_nodes=1)
     context = SweepContext(spec, str(Path(out_dir).resolve()), spec.storage_for(out_dir))
     experiment = f"{context.storage}/{spec.name}"
-    _check_results_folder(context, experiment, resume)
+    _check_results_folder(context, experiment, resume, trust_tune_state)
     # Tune saves its state whenever a trial reports a checkpoint (it keeps the last two): with evaluations a
     # few seconds apart (small tasks) it would warn about every one of those saves.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -200,8 +205,11 @@ class TrialRecorder(ray.tune.Callback):
                 results.write_json(run_dir / results.SUMMARY_FILE, {**summary, "status": "stopped"})
 
 
-def _check_results_folder(context: SweepContext, experiment: str, resume: bool) -> None:
+def _check_results_folder(context: SweepContext, experiment: str, resume: bool, trust_tune_state: bool) -> None:
     saved_spec = Path(context.out_dir) / SPEC_FILE
+    if resume and not trust_tune_state:
+        inside_out = Path(context.out_dir) in Path(context.storage).parents
+        check_tune_state(experiment, root=context.out_dir if inside_out else context.storage)
     can_restore = ray.tune.Tuner.can_restore(experiment)
     if not resume:
         if saved_spec.exists() or can_restore:
