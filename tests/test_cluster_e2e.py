@@ -129,6 +129,8 @@ def free_ports(count: int) -> list[int]:
 class Head:
     process: subprocess.Popen
     address: str
+    """the job server's (dashboard's) URL"""
+    gcs_address: str
     token: str
     temp_dir: Path
     home: Path
@@ -150,10 +152,11 @@ class Head:
         return self.run(str(BIN / "erdiff"), *args, token=self.token if with_token else None, timeout=timeout)
 
 
-def start_head(temp_dir: Path, home: Path, token: str) -> Head:
+def start_head(temp_dir: Path, home: Path, token: str, num_cpus: int = 2) -> Head:
     ports = free_ports(len(PORT_OPTIONS))
-    command = [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--dashboard-host", "127.0.0.1",
-               "--disable-usage-stats", "--temp-dir", str(temp_dir), "--object-store-memory", str(200 * 2**20),
+    command = [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus", str(num_cpus),
+               "--dashboard-host", "127.0.0.1", "--disable-usage-stats", "--temp-dir", str(temp_dir),
+               "--object-store-memory", str(200 * 2**20),
                "--min-worker-port", "0", "--max-worker-port", "0"]
     for option, port in zip(PORT_OPTIONS, ports):
         command += [option, str(port)]
@@ -162,7 +165,8 @@ def start_head(temp_dir: Path, home: Path, token: str) -> Head:
                PATH=f"{BIN}:{env['PATH']}")  # the jobs' `python` is this venv's
     log = (temp_dir / "head.log").open("w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    head = Head(process, f"http://127.0.0.1:{ports[PORT_OPTIONS.index('--dashboard-port')]}", token, temp_dir, home)
+    head = Head(process, f"http://127.0.0.1:{ports[PORT_OPTIONS.index('--dashboard-port')]}",
+                f"127.0.0.1:{ports[PORT_OPTIONS.index('--port')]}", token, temp_dir, home)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
