@@ -10,7 +10,9 @@ examples:
   erdiff table results/ablation --ablation agent.ent_coef agent.num_critics --plots figures/
 
 Runs that are still running, died or stopped early are left out (and listed in the notes) unless
---include-incomplete is given; a resumed run's repeated evaluations are counted once.
+--include-incomplete is given; diverged runs (status "diverged": a loss or gradient became non-finite) are
+counted in the notes and never scored, and malformed run directories are skipped with the reason in the notes;
+a resumed run's repeated evaluations are counted once.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-published", action="store_true",
                         help="leave out the published baselines shipped with erdiff")
     parser.add_argument("--include-incomplete", action="store_true",
-                        help="also use runs that are still running, died or stopped early")
+                        help="also use runs that are still running, died or stopped early (never diverged ones)")
     parser.add_argument("--ablation", nargs=2, metavar=("ROW_FIELD", "COLUMN_FIELD"),
                         help="cross two config fields per task and averaged over tasks instead of the D4RL table")
     parser.add_argument("--metric", choices=("normalized", "return"), default="normalized",

@@ -6,9 +6,11 @@ and read with the readers of :mod:`erdiff.results`, so a single `erdiff train` r
 path relative to the root they were found under (prefixed by the root's own name), so results copied from a
 cluster read exactly like results made here.
 
-Nothing here crashes on a bad run: a directory whose files cannot be read, a run still training, one that
-stopped early or died, and a resumed run with repeated evaluation steps are all kept, classified and
-explained (``Run.state`` / ``Run.issue``) so that tables can exclude or include them *explicitly*.
+Nothing here crashes on a bad run. A run still training, one that stopped early, died or diverged, and a
+resumed run with repeated evaluation steps are all kept, classified and explained (``Run.state`` /
+``Run.issue``) so that tables can exclude or include them *explicitly*; a diverged run is never scored. A
+malformed run directory (a file that cannot be parsed, or holds values of the wrong type) is skipped and named
+in :attr:`Collection.notes`.
 
 A run's *configuration* (what a table column stands for) is its config minus the seed, the tags and the
 fields that do not change what is learned (:data:`erdiff.config.NON_LEARNING_FIELDS`), expressed as the fields that
@@ -19,6 +21,7 @@ configuration per value.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -30,15 +33,16 @@ from erdiff import presets
 from erdiff.config import NON_LEARNING_FIELDS, Config, ConfigError, flatten_config, make_config
 from erdiff.errors import ErdiffError
 from erdiff.results import (
+    CONFIG_FILE,
     METRIC_KEYS,
+    METRICS_FILE,
+    SUMMARY_FILE,
     ResultsError,
     find_run_dirs,
     read_config,
     read_metrics,
     read_summary,
 )
-
-"""Config fields that change where and how fast a run trains, not what it learns."""
 
 STALE_AFTER_S = 2 * 3600.0
 """A run whose summary says "running" but whose files are older than this is taken to have died."""
@@ -97,7 +101,7 @@ def configuration(flat_config: dict) -> dict:
         if not is_learning_field(key):
             continue
         if key == "train.dataset" and value is not None:
-            value = Path(value).name
+            value = Path(str(value)).name
         if key not in reference or reference[key] != value:
             identity[key] = value
     return identity
@@ -123,13 +127,15 @@ class Run:
     records: list[dict]
     """evaluation records in step order, one per step (a resume's repeats removed, the last kept)"""
     state: str
-    """completed | running | stale | stopped | incomplete | unreadable | any other status the summary names"""
+    """completed | running | stale | stopped | diverged | incomplete | any other status the summary names"""
     issue: str = ""
     """why the run is not complete, in words; empty for a completed run"""
     duplicates: int = 0
     """evaluation records dropped because a later record had the same step (a resumed run)"""
     identity: dict = field(default_factory=dict)
     """its configuration: the learning fields that differ from the task's preset"""
+    divergence: dict | None = None
+    """for a diverged run, summary.json's ``divergence``: ``step``, ``epoch`` and the non-finite ``quantity``"""
 
     @property
     def task(self) -> str:
@@ -143,6 +149,10 @@ class Run:
     def complete(self) -> bool:
         return self.state == "completed"
 
+    @property
+    def diverged(self) -> bool:
+        return self.state == "diverged"
+
 
 @dataclass
 class Collection:
@@ -150,7 +160,7 @@ class Collection:
 
     runs: list[Run]
     notes: list[str]
-    """directories that could not be read at all (no usable config.yaml)"""
+    """the malformed run directories that were skipped, with the reason for each"""
 
     def runs_frame(self) -> pd.DataFrame:
         """One row per run: name, task, domain, seed, state, configuration, config fields, and issue,
@@ -195,26 +205,73 @@ def _state(summary: dict | None, newest_write: float, now: float, stale_after: f
         return "running", f"still running (last write {age / 60:.0f} min ago)"
     if status == "stopped":
         return "stopped", "stopped before its last epoch (by a sweep scheduler or a callback)"
+    if status == "diverged":
+        details = summary["divergence"]
+        return "diverged", (f"diverged: non-finite {details['quantity']} at step {details['step']} "
+                            f"(epoch {details['epoch']})")
     return str(status), f"status {status!r}"
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_config(config: dict, file: Path) -> None:
+    if not isinstance(config.get("task"), str) or not config["task"]:
+        raise ResultsError(f"{file}: field 'task' is missing or not a task name")
+    if not _is_int(config.get("seed")):
+        raise ResultsError(f"{file}: field 'seed' is missing or not an integer")
+    for key, value in config.items():
+        # Learning fields name table columns and are grouped on: they must be single values.
+        if is_learning_field(key) and not (value is None or isinstance(value, (str, int, float))):
+            raise ResultsError(f"{file}: field '{key}' = {value!r} is not a single value")
+
+
+def _check_records(records: list, file: Path) -> None:
+    """Every record is an object with an integer step and numbers or null under the numeric metric keys."""
+    numeric = [k for k in METRIC_KEYS if k not in ("step", "episode_returns")]
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise ResultsError(f"{file}: record {number} is {record!r:.60}, expected a JSON object")
+        if not _is_int(record.get("step")):
+            raise ResultsError(f"{file}: record {number} has no integer 'step'")
+        for key in numeric:
+            value = record.get(key)
+            if value is not None and not _is_finite_number(value):
+                raise ResultsError(f"{file}: record {number} (step {record['step']}): '{key}' = {value!r}; "
+                                   "expected a finite number or null")
+
+
+def _check_summary(summary, file: Path) -> None:
+    if not isinstance(summary, dict):
+        raise ResultsError(f"{file}: holds {summary!r:.60}, expected a JSON object")
+    if not isinstance(summary.get("status"), str):
+        raise ResultsError(f"{file}: 'status' = {summary.get('status')!r}; expected a string such as 'completed'")
+    if summary["status"] == "diverged":
+        details = summary.get("divergence")
+        if not (isinstance(details, dict) and _is_int(details.get("step")) and _is_int(details.get("epoch"))
+                and isinstance(details.get("quantity"), str)):
+            raise ResultsError(f"{file}: status 'diverged' needs 'divergence' = {{step: int, epoch: int, "
+                               f"quantity: name}}, got {details!r}")
 
 
 def _read_run(path: Path, name: str, now: float, stale_after: float) -> Run:
     config = flatten_config(read_config(path))
-    for key, kind in (("task", str), ("seed", int)):
-        if not isinstance(config.get(key), kind):
-            raise ResultsError(f"{path / 'config.yaml'}: field '{key}' is missing or not a {kind.__name__}")
-    identity = configuration(config)
+    _check_config(config, path / CONFIG_FILE)
+    raw = read_metrics(path)
+    _check_records(raw, path / METRICS_FILE)
+    summary = read_summary(path)
+    if summary is not None:
+        _check_summary(summary, path / SUMMARY_FILE)
+    records, duplicates = _deduplicate(raw)
     newest_write = max(p.stat().st_mtime for p in path.iterdir() if p.is_file())
-    try:
-        raw = read_metrics(path)
-        if any(not isinstance(r, dict) or not isinstance(r.get("step"), int) for r in raw):
-            raise ResultsError(f"{path / 'metrics.jsonl'}: a record has no integer 'step'")
-        records, duplicates = _deduplicate(raw)
-        summary = read_summary(path)
-    except ResultsError as err:
-        return Run(name, path, config, [], "unreadable", str(err), identity=identity)
     state, issue = _state(summary, newest_write, now, stale_after)
-    return Run(name, path, config, records, state, issue, duplicates, identity)
+    divergence = summary["divergence"] if state == "diverged" else None
+    return Run(name, path, config, records, state, issue, duplicates, configuration(config), divergence)
 
 
 def collect(roots, stale_after: float = STALE_AFTER_S, now: float | None = None) -> Collection:
@@ -227,7 +284,7 @@ def collect(roots, stale_after: float = STALE_AFTER_S, now: float | None = None)
     if not roots:
         raise CollectError("no results directory given")
     now = time.time() if now is None else now
-    runs, notes, seen = [], [], set()
+    runs, malformed, seen = [], [], set()
     for root in map(Path, roots):
         if not root.exists():
             raise CollectError(f"results directory {root} does not exist")
@@ -242,10 +299,13 @@ def collect(roots, stale_after: float = STALE_AFTER_S, now: float | None = None)
             try:
                 runs.append(_read_run(path, name, now, stale_after))
             except ResultsError as err:
-                notes.append(f"skipped {name}: {err}")
+                malformed.append(f"{name}: {err}")
+            except (OSError, UnicodeDecodeError) as err:  # erdiff.results' readers let these through
+                malformed.append(f"{name}: a file cannot be read as text ({err})")
+    notes = [f"skipped {len(malformed)} malformed run(s): {'; '.join(malformed)}"] if malformed else []
     if not runs:
         where = ", ".join(map(str, roots))
-        unreadable = f"; unreadable: {'; '.join(notes)}" if notes else ""
+        skipped = f"; {notes[0]}" if notes else ""
         raise CollectError(f"no run directories (config.yaml with metrics.jsonl or summary.json) under "
-                           f"{where}{unreadable}")
+                           f"{where}{skipped}")
     return Collection(runs, notes)

@@ -77,7 +77,9 @@ def learning_curves(collection: Collection, table: Table, metric: str, out_dir: 
 
 
 def ablation_heatmaps(table: Table, out_dir: str | Path) -> list[Path]:
-    """One annotated heatmap per section (task or average) of an ablation table."""
+    """One annotated heatmap per section (task or average) of an ablation table; none for an empty table."""
+    if not table.sections:  # no run was scored (all incomplete or diverged)
+        return []
     fig, axes = _grid(len(table.sections), width=3)
     for ax, section in zip(axes, table.sections):
         rows = [name for name, _ in section.rows]

@@ -8,9 +8,10 @@ One score per run, chosen by the table's statistic (``select``):
 * ``last-k`` — the mean of the last k evaluations (a smoother, selection-free number).
 
 The three come from :func:`erdiff.results.summarize` on the run's deduplicated evaluation records. Runs that
-are not complete (still running, died, stopped early, unreadable) are left out unless
-``include_incomplete`` is set, and every run left out, included while incomplete, resumed, duplicated or
-short of evaluations is named in a :class:`Note`: nothing is dropped or averaged in silently.
+are not complete (still running, died, stopped early) are left out unless ``include_incomplete`` is set;
+diverged runs are always left out (their records stop before the divergence, so their scores would describe
+a run that failed), and every run left out, included while incomplete, resumed, duplicated or short of
+evaluations is named in a :class:`Note`: nothing is dropped or averaged in silently.
 """
 
 from __future__ import annotations
@@ -100,12 +101,16 @@ def seed_scores(collection: Collection, select: str = "last", k: int = 5, label_
         column_fields, shared = distinguishing_fields(collection.runs)
         if shared:
             notes.append(Note(f"every column also has {describe(shared)}"))
+    diverged: dict[str, list[Run]] = defaultdict(list)
     for run in collection.runs:
         at_preset = not label_fields and not run.identity  # the paper's settings keep their own name
         column = PRESET_LABEL if at_preset else column_label(run, column_fields)
         where = dict(task=run.task, column=column)
+        if run.diverged:
+            diverged[run.divergence["quantity"]].append(run)
+            continue
         if not run.complete:
-            if include_incomplete and run.state != "unreadable":
+            if include_incomplete:
                 notes.append(Note(f"included although incomplete: {run.name} ({run.issue})", **where))
             else:
                 notes.append(Note(f"excluded {run.name}: {run.issue}", **where))
@@ -135,6 +140,9 @@ def seed_scores(collection: Collection, select: str = "last", k: int = 5, label_
         rows.append({"column": column, "task": task, "domain": domain_of(task), "seed": seed, "score": score,
                      "run": chosen.name})
     scores = pd.DataFrame(rows, columns=["column", "task", "domain", "seed", "score", "run"])
+    for quantity, runs in sorted(diverged.items()):
+        where = ", ".join(f"{run.name} (step {run.divergence['step']})" for run in runs)
+        notes.append(Note(f"{len(runs)} diverged run(s) (non-finite {quantity}), never scored: {where}"))
     notes += _missing_seed_notes(scores) + _mixed_configuration_notes(collection, label_fields)
     return scores, notes
 

@@ -155,7 +155,8 @@ def make_table(results, select: str = "last", k: int = 5, label_fields=(), basel
         label_fields: name the columns by these config fields (``agent.num_critics``, ``tags.trial``)
             instead of by the configuration's differences from the task preset.
         baseline_paths: extra baseline CSVs; ``published`` adds the shipped ones first.
-        include_incomplete: use runs that are still running, died or stopped early (listed in the notes).
+        include_incomplete: use runs that are still running, died or stopped early (listed in the notes);
+            diverged runs are never used.
         metric: ``normalized`` (D4RL normalized score) or ``return``.
     """
     collection = _collection(results, stale_after)

@@ -16,7 +16,7 @@ Sources, in Ray's order of precedence (docs.ray.io "Token Authentication", "Toke
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from erdiff.errors import ErdiffError
@@ -31,7 +31,8 @@ class AuthTokenError(ErdiffError):
 
 @dataclass(frozen=True)
 class AuthToken:
-    value: str
+    value: str = field(repr=False)
+    """the secret: kept out of repr() so that a logged or printed token object shows only its source"""
     source: str
     """where it came from, for error messages (never the token itself)"""
 

@@ -206,6 +206,12 @@ class ERDiffAgent(nn.Module):
         self.step += 1
         return step_metrics(critic_loss, current_q, parts)
 
+    def finite_weights(self) -> torch.Tensor:
+        """[2, 1] bool, on the device (no host sync): whether the actor's and the critic's weights are all finite.
+        A non-finite gradient shows here after the step that applied it, even while the losses were finite."""
+        return torch.stack([torch.stack([p.isfinite().all() for p in network.parameters()]).all()
+                            for network in (self.actor, self.critic)]).unsqueeze(1)
+
     # ---- evaluation ----------------------------------------------------------------------------------
     @torch.no_grad()
     def select_actions(self, states: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     except ErdiffError as err:
         print(f"erdiff {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the machine, not the input: a disk, a permission, a path (still one line)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"erdiff {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -124,6 +125,10 @@ class AgentConfig:
         _check_choice("agent.eval_selection", self.eval_selection, ("softmax", "argmax"))
 
 
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:(0|[1-9][0-9]*))?")
+"""The train.device values: what torch.device accepts of the devices the learner runs on (no leading zeros)."""
+
+
 @dataclass
 class TrainConfig:
     """The training loop: budget, evaluation, data handling and device."""
@@ -145,7 +150,7 @@ class TrainConfig:
     dataset: str | None = None
     """a D4RL-format HDF5 file, or minari:<dataset id>, to train on instead of the task's own dataset"""
     device: str = "auto"
-    """torch device: auto (cuda if available), cpu, cuda, cuda:N"""
+    """torch device: auto (cuda if available), cpu, cuda, cuda:N (N = 0, 1, ...) or mps (Apple GPUs)"""
     gpu_memory_fraction: float | None = None
     """on CUDA, cap this process's share of the GPU memory (set by sweeps that pack trials per GPU)"""
     num_threads: int | None = None
@@ -167,8 +172,8 @@ class TrainConfig:
         _check_range("train.last_k", self.last_k, 1)
         _check_choice("train.reward_tune", self.reward_tune,
                       ("no", "cql_antmaze", "normalize", "iql_antmaze", "iql_locomotion"))
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            _fail("train.device", self.device, "auto, cpu, cuda or cuda:N")
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            _fail("train.device", self.device, "auto, cpu, cuda, cuda:N with N = 0, 1, ... or mps")
         if self.gpu_memory_fraction is not None:
             _check_range("train.gpu_memory_fraction", self.gpu_memory_fraction, 0.0, 1.0, low_open=True)
         if self.num_threads is not None:
@@ -255,9 +260,14 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     return value
 
 
+def _require_mapping(source: str, section: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: '{section}' must be a mapping of field: value, "
+                          f"got {type(value).__name__} {value!r}")
+
+
 def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: '{prefix.rstrip('.') or 'config'}' must be a mapping, got {data!r}")
+    _require_mapping(source, prefix.rstrip(".") or "config", data)
     hints = get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
@@ -335,6 +345,8 @@ def load_yaml(path: str | Path, what: str = "config file", error: type[ErdiffErr
         raise error(f"{what} {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError as err:
+        raise error(f"{what} {path} is not UTF-8 text ({err})") from err
     except yaml.YAMLError as err:
         raise error(f"{what} {path} is not valid YAML: {err}") from err
     if data is None:
@@ -363,11 +375,18 @@ def make_config(task: str | None = None, file_data: dict | None = None,
     """
     from erdiff.presets import preset_for
 
-    file_data = file_data or {}
+    file_data = {} if file_data is None else file_data
     overrides = overrides or {}
+    # Check the file's shape first: merging and overriding assume mappings.
+    _require_mapping(source, "config", file_data)
+    for section in (*SECTIONS, "tags"):
+        if section in file_data:
+            _require_mapping(source, section, file_data[section])
     name = overrides.get("task") or file_data.get("task") or task
     if not name:
         raise ConfigError(f"{source}: no task given (use --task NAME or a 'task:' key in the config file)")
+    if not isinstance(name, str):
+        _fail("task", name, "a task name")
     data = merge(merge({"task": name}, preset_for(name)), file_data)
     data = apply_overrides(data, overrides)
     data["task"] = name

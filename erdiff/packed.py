@@ -116,6 +116,11 @@ class PackedAgents:
             clip_grad_norm_per_seed_(params, self.config.grad_norm)
         optimizer.step()
 
+    def finite_weights(self) -> torch.Tensor:
+        """[2, K] bool: whether each seed's actor and critic weights are all finite (ERDiffAgent.finite_weights)."""
+        return torch.stack([torch.stack([p.isfinite().flatten(1).all(1) for p in self._group(prefix)]).all(0)
+                            for prefix in TRAINED])
+
     @torch.no_grad()
     def seed_agent(self, k: int) -> ERDiffAgent:
         """Seed k as a plain agent (weights, optimizer state and step written into the first agent, which is

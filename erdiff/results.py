@@ -13,6 +13,7 @@ crash leaves either the old or the new version, never a torn one.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -44,19 +45,35 @@ class ResultsError(ErdiffError):
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a partial one."""
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a partial one.
+
+    The file gets the permissions of an ordinary new file (0666 less the umask), not the temporary file's 0600,
+    so other readers of a shared results folder can read it. A full disk is one clear error; the previous
+    version of the file is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
+            raise ResultsError(f"no space left on the device to write {path} ({len(data)} bytes); {kept}. "
+                               "Free some space, then resume") from err
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -156,9 +173,12 @@ def summarize(records: list[dict], last_k: int, key: str = "normalized_score_mea
 
 
 def make_summary(config: dict, records: list[dict], status: str, step: int, epoch: int,
-                 time_s: float) -> dict:
+                 time_s: float, divergence: dict | None = None) -> dict:
+    """The summary.json of a run. A diverged run (``divergence``: step, epoch, quantity) has no score: its
+    normalized_score and return blocks are empty, and its finite evaluations stay in metrics.jsonl only."""
     last_k = config["train"]["last_k"]
-    return {
+    scored = [] if divergence is not None else records
+    summary = {
         "format": FORMAT,
         "status": status,
         "task": config["task"],
@@ -167,6 +187,9 @@ def make_summary(config: dict, records: list[dict], status: str, step: int, epoc
         "epoch": epoch,
         "time_s": time_s,
         "evaluations": len(records),
-        "normalized_score": summarize(records, last_k, "normalized_score_mean"),
-        "return": summarize(records, last_k, "return_mean"),
+        "normalized_score": summarize(scored, last_k, "normalized_score_mean"),
+        "return": summarize(scored, last_k, "return_mean"),
     }
+    if divergence is not None:
+        summary["divergence"] = divergence
+    return summary

@@ -160,7 +160,10 @@ def load_task_dataset(name: str, path: str | Path | None = None) -> dict[str, np
 
     ``path`` replaces the task's own dataset: a D4RL-format HDF5 file, or ``minari:<dataset id>`` for a Minari
     dataset on this machine (AntMaze observations flattened in D4RL's order); its sizes must fit the task.
+    An HDF5 file with a ``<file>.sha256`` record (erdiff writes one with every file it downloads or generates)
+    must match it (:mod:`erdiff.data.checksum`); a file without one is read as is.
     """
+    from erdiff.data.checksum import verify_sha256
     from erdiff.data.d4rl import DatasetError, qlearning_dataset, read_d4rl_hdf5
 
     task = get_task(name)
@@ -181,6 +184,8 @@ def load_task_dataset(name: str, path: str | Path | None = None) -> dict[str, np
         else:
             from erdiff.data.download import d4rl_dataset_path
             path = d4rl_dataset_path(name)
+    if Path(path).is_file():  # else read_d4rl_hdf5 says that it is missing
+        verify_sha256(path)
     raw = read_d4rl_hdf5(path, expected_obs_dim=task.obs_dim, expected_act_dim=task.act_dim)
     return qlearning_dataset(raw, max_episode_steps=task.max_episode_steps)
 

@@ -12,6 +12,7 @@ identical to an uninterrupted one (on CPU; CUDA kernels may be non-deterministic
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -27,6 +28,9 @@ from erdiff.checkpoint import capture_rng_states, load_checkpoint, restore_rng_s
 from erdiff.config import NON_LEARNING_FIELDS, Config, dump_yaml, flatten_config
 from erdiff.errors import ErdiffError
 from erdiff.packed import PackedAgents
+from erdiff.runlock import hold_run_dirs
+
+logger = logging.getLogger(__name__)
 
 LOSS_KEYS = ("actor_loss", "critic_loss", "bc_loss", "q_loss", "entropy_loss", "entropy", "q_mean", "q_std")
 
@@ -70,20 +74,56 @@ def _check_resume_config(saved: dict, config: Config, run_dir: Path) -> None:
         raise RunDirectoryError(f"cannot resume {run_dir}: the config differs from the saved run ({details})")
 
 
+ENDED_STATUSES = ("completed", "diverged")
+"""Statuses of a run that has nothing left to train: a resume leaves it as it is."""
+
+
+def _make_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RunDirectoryError(f"run directory {run_dir}: a file is in the way (expected a directory or a new "
+                                "path); choose another --out") from None
+    except OSError as err:
+        raise RunDirectoryError(f"cannot create the run directory {run_dir} ({err.strerror}); choose another "
+                                "--out") from None
+
+
+def _ended_summary(run_dir: Path) -> dict | None:
+    """The summary of a run that has ended (completed or diverged), else None."""
+    summary = results.read_summary(run_dir)
+    if isinstance(summary, dict) and summary.get("status") in ENDED_STATUSES:
+        return summary
+    return None
+
+
+def _saved_config(run_dir: Path) -> dict:
+    """The configuration a run was trained with: its checkpoint's, or config.yaml's when that is gone."""
+    if (run_dir / results.CHECKPOINT_FILE).exists():
+        return load_checkpoint(run_dir / results.CHECKPOINT_FILE)["config"]
+    return results.read_config(run_dir)
+
+
 def _prepare_run_dir(run_dir: Path, config: Config, resume: bool) -> dict | None:
-    """Create or check the run directory; return the checkpoint to resume from, if any."""
+    """Check the (locked) run directory; return the checkpoint to resume from, if any. Nothing is changed here:
+    a directory whose results cannot be continued is refused, never emptied."""
     checkpoint_path = run_dir / results.CHECKPOINT_FILE
+    held = [name for name in (results.CHECKPOINT_FILE, results.METRICS_FILE, results.SUMMARY_FILE)
+            if (run_dir / name).exists()]
+    if held and not resume:
+        raise RunDirectoryError(f"{run_dir} already holds a run ({', '.join(held)}); pass --resume to continue it "
+                                "or choose another --out")
     if checkpoint_path.exists():
-        if not resume:
-            raise RunDirectoryError(f"{run_dir} already holds a run ({results.CHECKPOINT_FILE}); "
-                                    "pass --resume to continue it or choose another --out")
         checkpoint = load_checkpoint(checkpoint_path)
         _check_resume_config(checkpoint["config"], config, run_dir)
         return checkpoint
-    if (run_dir / results.METRICS_FILE).exists() and not resume:
-        raise RunDirectoryError(f"{run_dir} already holds results ({results.METRICS_FILE}); "
-                                "choose another --out or pass --resume")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    records = results.read_metrics(run_dir)
+    summary = results.read_summary(run_dir)
+    if records or (isinstance(summary, dict) and summary.get("evaluations")):
+        count = len(records) or summary["evaluations"]
+        raise RunDirectoryError(f"cannot resume {run_dir}: it holds {count} evaluation records but no "
+                                f"{results.CHECKPOINT_FILE} to continue them from; nothing was changed. Put the "
+                                "checkpoint back, or start afresh with another --out")
     return None
 
 
@@ -148,14 +188,42 @@ def check_packable(configs: list[Config]) -> None:
 def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
                 dataset: dict[str, np.ndarray] | None = None, evaluators: list[Evaluator] | None = None,
                 max_action: float | None = None, resume: bool = False, progress: bool = True,
-                on_evaluation: Callable[[dict, Path], bool | None] | None = None) -> list[dict]:
+                on_evaluation: Callable[[dict, Path], bool | None] | None = None,
+                lock_wait_s: float = 0.0) -> list[dict]:
     """Train the seeds of one configuration together and return their summaries: one seed is a plain
     :class:`ERDiffAgent`, several are packed into one batched model (:mod:`erdiff.packed`, equal to separate
     runs). Each seed writes its own run directory, exactly as :func:`train` of that seed would, so a packed
     seed can be resumed alone and vice versa. Arguments as :func:`train`, per seed where they are lists;
-    ``on_evaluation`` is called for every seed, and any True stops all of them."""
+    ``on_evaluation`` is called for every seed, and any True stops all of them.
+
+    Each run directory is locked for the whole call (:mod:`erdiff.runlock`; ``lock_wait_s``: how long to wait for
+    another process's lock). With ``resume``, a seed whose run has ended (completed or diverged) is left as it is.
+    A seed whose loss, Q-value or weights become non-finite stops at the end of that epoch with summary status
+    ``diverged`` and its last finite checkpoint (the other packed seeds go on)."""
     check_packable(configs)
     run_dirs = [Path(out_dir) for out_dir in out_dirs]
+    for run_dir in run_dirs:
+        _make_run_dir(run_dir)
+    with hold_run_dirs(run_dirs, wait_s=lock_wait_s):
+        active = list(range(len(configs)))
+        if resume:
+            for k, run_dir in enumerate(run_dirs):
+                ended = _ended_summary(run_dir)
+                if ended is not None:
+                    _check_resume_config(_saved_config(run_dir), configs[k], run_dir)
+                    logger.warning("%s: the run has already ended (status %s); nothing to resume", run_dir,
+                                   ended["status"])
+                    active.remove(k)
+        if active:
+            _train_locked([configs[k] for k in active], [run_dirs[k] for k in active], dataset=dataset,
+                          evaluators=None if evaluators is None else [evaluators[k] for k in active],
+                          max_action=max_action, resume=resume, progress=progress, on_evaluation=on_evaluation)
+        return [results.read_summary(run_dir) for run_dir in run_dirs]
+
+
+def _train_locked(configs: list[Config], run_dirs: list[Path], *, dataset, evaluators, max_action, resume: bool,
+                  progress: bool, on_evaluation) -> None:
+    """The training loop of :func:`train_seeds`, with the run directories locked."""
     checkpoints = [_prepare_run_dir(run_dir, config, resume) for run_dir, config in zip(run_dirs, configs)]
     steps = [0 if checkpoint is None else checkpoint["agent"]["step"] for checkpoint in checkpoints]
     if len(set(steps)) > 1:
@@ -209,6 +277,9 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
     total_steps = tc.epochs * tc.steps_per_epoch
     session_start = time.perf_counter()
     loss_sums = torch.zeros(len(LOSS_KEYS), len(configs), device=device)
+    # For each metric and seed, the first step at which it was non-finite (-1: not yet), kept on the device.
+    nonfinite_since = torch.full((len(LOSS_KEYS), len(configs)), -1, dtype=torch.long, device=device)
+    diverged = [False] * len(configs)
     steps_in_period = 0
     lr_factor = None
     progress_bar = _progress_bar(progress, total_steps, learner.step, config.task, [c.seed for c in configs])
@@ -221,19 +292,32 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
                     set_learning_rates(learner, factor)
                     lr_factor = factor
                 step_metrics = training_step(learner, buffer, generators, tc.batch_size, tc.precision)
-                loss_sums += torch.stack([step_metrics[key] for key in LOSS_KEYS]).reshape(len(LOSS_KEYS), -1)
+                values = torch.stack([step_metrics[key] for key in LOSS_KEYS]).reshape(len(LOSS_KEYS), -1)
+                loss_sums += values
+                nonfinite_since = first_nonfinite_step(nonfinite_since, values, learner.step)
                 steps_in_period += 1
             progress_bar.update(tc.steps_per_epoch)
+            time_s = previous_time + time.perf_counter() - session_start
+            for k, divergence in enumerate(find_divergence(nonfinite_since, learner.finite_weights(), learner.step,
+                                                           epoch)):
+                if divergence is not None and not diverged[k]:
+                    diverged[k] = True
+                    last = records[k][-1] if records[k] else {"step": 0, "epoch": 0}
+                    _write_summary(run_dirs[k], config_dicts[k], records[k], last["step"], last["epoch"], time_s,
+                                   status="diverged", divergence=divergence)
+            if all(diverged):
+                break
             if epoch % tc.eval_every != 0 and epoch != tc.epochs:
                 continue
 
-            time_s = previous_time + time.perf_counter() - session_start
             mean_losses = (loss_sums / steps_in_period).T.tolist()
             loss_sums.zero_()
             steps_in_period = 0
             finished = epoch == tc.epochs
             stop = False
             for k, (seed_config, run_dir) in enumerate(zip(configs, run_dirs)):
+                if diverged[k]:
+                    continue
                 agent = packed.seed_agent(k) if packed is not None else learner
                 record = {"step": agent.step, "epoch": epoch, "time_s": time_s}
                 record.update(_evaluate(agent, evaluators[k] if evaluators else None, seed_config.seed, device))
@@ -254,9 +338,11 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
                     stop = True
             if stop and not finished:
                 for k, run_dir in enumerate(run_dirs):
-                    _write_summary(run_dir, config_dicts[k], records[k], learner.step, epoch, time_s, status="stopped")
-            scores = [r[-1].get("normalized_score_mean") for r in records]
-            if all(score is not None for score in scores):
+                    if not diverged[k]:
+                        _write_summary(run_dir, config_dicts[k], records[k], learner.step, epoch, time_s,
+                                       status="stopped")
+            scores = [r[-1].get("normalized_score_mean") for k, r in enumerate(records) if r and not diverged[k]]
+            if scores and all(score is not None for score in scores):
                 progress_bar.set_postfix(score=" ".join(f"{score:.1f}" for score in scores))
             if stop:
                 break
@@ -265,7 +351,32 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
         for evaluator in evaluators or []:
             if hasattr(evaluator, "close"):
                 evaluator.close()
-    return [results.read_summary(run_dir) for run_dir in run_dirs]
+
+
+def first_nonfinite_step(since: torch.Tensor, values: torch.Tensor, step: int) -> torch.Tensor:
+    """``since`` with ``step`` written where ``values`` is non-finite for the first time (device only, no sync)."""
+    return torch.where((since < 0) & ~torch.isfinite(values), step, since)
+
+
+def find_divergence(nonfinite_since: torch.Tensor, finite_weights: torch.Tensor, step: int,
+                    epoch: int) -> list[dict | None]:
+    """Per seed, None or ``{step, epoch, quantity}``: the first step at which a metric (a loss, the Q-values'
+    mean or spread) was non-finite and which metrics; else ``actor_weights`` / ``critic_weights`` when an update
+    left non-finite weights behind (a non-finite gradient). The one host sync of the check, once an epoch."""
+    since, weights_ok = nonfinite_since.cpu(), finite_weights.cpu()
+    found = []
+    for k in range(since.shape[1]):
+        seen = since[:, k][since[:, k] >= 0]
+        if len(seen):
+            first = int(seen.min())
+            quantity = ", ".join(key for key, at in zip(LOSS_KEYS, since[:, k].tolist()) if at == first)
+            found.append({"step": first, "epoch": epoch, "quantity": quantity})
+        elif not weights_ok[:, k].all():
+            quantity = ", ".join(f"{name}_weights" for name, ok in zip(("actor", "critic"), weights_ok[:, k]) if not ok)
+            found.append({"step": step, "epoch": epoch, "quantity": quantity})
+        else:
+            found.append(None)
+    return found
 
 
 def _training_generator(device: torch.device, seed: int) -> torch.Generator:
@@ -289,8 +400,8 @@ def _saved_generator_state(rng: dict, device: torch.device) -> torch.Tensor:
 
 
 def _write_summary(run_dir: Path, config_dict: dict, records: list[dict], step: int, epoch: int, time_s: float,
-                   status: str) -> None:
-    summary = results.make_summary(config_dict, records, status, step, epoch, time_s)
+                   status: str, divergence: dict | None = None) -> None:
+    summary = results.make_summary(config_dict, records, status, step, epoch, time_s, divergence)
     results.write_json(run_dir / results.SUMMARY_FILE, summary)
 
 

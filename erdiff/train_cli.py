@@ -3,6 +3,10 @@
 The configuration is built in layers: the method's defaults < the task's preset < --config FILE.yaml <
 overrides on the command line such as `--agent.num_critics 4 --train.epochs 10`. The run directory gets
 config.yaml, metrics.jsonl (one line per evaluation), summary.json and checkpoint.pt (README, "Results format").
+One process writes a run directory at a time (a second one is refused). A run whose loss, Q-values or weights
+become non-finite stops with status `diverged` and no score, keeping its last finite checkpoint.
+
+exit status: 0 trained (or already complete), 1 a seed diverged, 2 bad input (one line says what).
 
 examples:
   erdiff train --task pendulum-medium --out runs/pendulum
@@ -57,12 +61,19 @@ def run(args: argparse.Namespace) -> int:
         run_dirs = [Path(args.out) if args.out else Path("runs") / config.task / f"seed_{config.seed}"]
         summaries = [train(config, run_dirs[0], resume=args.resume, progress=not args.quiet)]
     for run_dir, summary in zip(run_dirs, summaries):
-        score = summary["normalized_score"]
         print(f"run directory: {run_dir}", file=sys.stderr)
-        print(json.dumps({"task": summary["task"], "seed": summary["seed"], "status": summary["status"],
-                          "step": summary["step"], "normalized_score_last": score["last"],
-                          "normalized_score_best": score["best"]}))
-    return 0
+        line = {"task": summary["task"], "seed": summary["seed"], "status": summary["status"], "step": summary["step"]}
+        if "divergence" in summary:
+            divergence = summary["divergence"]
+            print(f"diverged: non-finite {divergence['quantity']} at step {divergence['step']}; no score, the last "
+                  f"finite checkpoint (step {summary['step']}) is kept", file=sys.stderr)
+            line["divergence"] = divergence
+        else:
+            line.update(normalized_score_last=summary["normalized_score"]["last"],
+                        normalized_score_best=summary["normalized_score"]["best"])
+        print(json.dumps(line))
+    # A diverged run is an outcome, not a crash, but it produced no result: scripts should see that.
+    return 1 if any(summary["status"] == "diverged" for summary in summaries) else 0
 
 
 def _seed_list(text: str) -> list[int]:

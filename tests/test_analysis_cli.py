@@ -64,6 +64,27 @@ def test_include_incomplete_flag(results, capsys):
     assert "| hopper-medium-v2 | 27.3 ± 22.8 (3) |" in capsys.readouterr().out  # (40 + 41 + 1) / 3
 
 
+def test_malformed_and_diverged_runs_are_notes_not_tracebacks(results, capsys):
+    (write_run(results / "list", "hopper-medium-v2", 6, [1.0]) / "summary.json").write_text("[]")
+    write_run(results / "nan", "hopper-medium-v2", 7, [500.0, 600.0], status="diverged",
+              divergence={"step": 200, "epoch": 2, "quantity": "critic_loss"})
+    assert run_table([str(results), "--include-incomplete", "--no-published"]) == 0
+    out = capsys.readouterr().out
+    assert "| hopper-medium-v2 | 27.3 ± 22.8 (3) |" in out  # the two good seeds and the dead one, as above
+    assert "skipped 1 malformed run(s): res/list: " in out
+    assert "summary.json: holds [], expected a JSON object" in out
+    assert "1 diverged run(s) (non-finite critic_loss), never scored: res/nan (step 200)" in out
+
+
+def test_plots_of_a_table_without_scores_are_skipped(tmp_path, capsys):
+    write_run(tmp_path / "res" / "a", "hopper-medium-v2", 0, [1.0], status="diverged",
+              divergence={"step": 100, "epoch": 1, "quantity": "critic_loss"})
+    for extra in ([], ["--ablation", "agent.T", "agent.num_critics"]):
+        assert run_table([str(tmp_path / "res"), "--plots", str(tmp_path / "fig"), *extra]) == 0
+        assert "1 diverged run(s) (non-finite critic_loss)" in capsys.readouterr().out
+    assert not (tmp_path / "fig").exists()
+
+
 def test_ablation_rejects_label(results):
     with pytest.raises(CollectError, match="--label and --baseline apply to the D4RL table"):
         run_table([str(results), "--ablation", "agent.T", "agent.num_critics", "--label", "agent.T"])

@@ -13,11 +13,13 @@ from erdiff.config import dump_yaml, make_config
 
 
 def write_run(path: Path, task: str, seed: int, scores, *, status: str | None = "completed", steps=None,
-              overrides: dict | None = None, tags: dict | None = None, age_s: float | None = None) -> Path:
+              overrides: dict | None = None, tags: dict | None = None, age_s: float | None = None,
+              divergence: dict | None = None) -> Path:
     """A run directory whose evaluations have ``normalized_score_mean`` = ``scores`` (return = 10 × score).
 
     ``steps`` defaults to 100, 200, ...; repeat a step to imitate a resumed run. ``status=None`` writes no
-    summary.json. ``age_s`` back-dates every file by that many seconds.
+    summary.json. ``age_s`` back-dates every file by that many seconds. ``divergence`` (``step``, ``epoch``,
+    ``quantity``) is written into summary.json, as the learner does for a run with ``status="diverged"``.
     """
     config = make_config(task, overrides={"seed": str(seed), **(overrides or {})})
     config.tags = dict(tags or {})
@@ -30,6 +32,8 @@ def write_run(path: Path, task: str, seed: int, scores, *, status: str | None = 
     results.write_metrics(path, records)
     if status is not None:
         summary = results.make_summary(config.to_dict(), records, status, steps[-1], len(steps), 1.0)
+        if divergence is not None:
+            summary["divergence"] = divergence
         results.write_json(path / results.SUMMARY_FILE, summary)
     if age_s is not None:
         for file in path.iterdir():

@@ -139,9 +139,81 @@ def test_unreadable_runs_are_reported_not_fatal(tmp_path):
     (broken / "config.yaml").write_text("task: [unclosed")
     table = make_table(tmp_path / "r", published=False)
     notes = "\n".join(table.notes)
-    assert "excluded r/torn:" in notes and "metrics.jsonl, line 2: not valid JSON" in notes
-    assert "skipped r/broken:" in notes and "not valid YAML" in notes
+    assert "skipped 2 malformed run(s): r/broken: " in notes and "not valid YAML" in notes
+    assert "; r/torn: " in notes and "metrics.jsonl, line 2: not valid JSON" in notes
     assert cell(table, HOPPER, "preset").seeds == 1
+
+
+def _rewrite(name: str, text: str):
+    return lambda run: (run / name).write_text(text)
+
+
+def _edit_config(old: str, new: str):
+    return lambda run: (run / "config.yaml").write_text((run / "config.yaml").read_text().replace(old, new))
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (_rewrite("summary.json", "[1, 2]"), "summary.json: holds [1, 2], expected a JSON object"),
+    (_rewrite("summary.json", "7"), "summary.json: holds 7, expected a JSON object"),
+    (_rewrite("summary.json", '{"status": ["completed"]}'), "summary.json: 'status' = ['completed']; expected a "
+                                                          "string"),
+    (_rewrite("summary.json", '{"status": "diverged"}'), "summary.json: status 'diverged' needs 'divergence'"),
+    (_rewrite("metrics.jsonl", '{"step": 100, "normalized_score_mean": "high"}\n'),
+     "metrics.jsonl: record 1 (step 100): 'normalized_score_mean' = 'high'; expected a finite number or null"),
+    (_rewrite("metrics.jsonl", '{"step": 100, "return_mean": NaN}\n'), "'return_mean' = nan; expected a finite"),
+    (_rewrite("metrics.jsonl", '{"step": 100}\n[1]\n'), "metrics.jsonl: record 2 is [1], expected a JSON "
+                                                          "object"),
+    (_rewrite("metrics.jsonl", '{"step": true}\n'), "metrics.jsonl: record 1 has no integer 'step'"),
+    (_rewrite("config.yaml", "- 1\n"), "config.yaml: expected a mapping"),
+    (lambda run: (run / "summary.json").write_bytes(b"\xff\xfe{}"), "a file cannot be read as text ('utf-8' codec"),
+    (_edit_config("num_critics: 64", "num_critics: [4]"), "config.yaml: field 'agent.num_critics' = [4] is not "
+                                                          "a single value"),
+    (_edit_config("seed: 2", "seed: true"), "config.yaml: field 'seed' is missing or not an integer"),
+    (_edit_config(f"task: {HOPPER}", "task: ''"), "config.yaml: field 'task' is missing or not a task name"),
+])
+def test_malformed_run_is_skipped_with_a_note_and_the_good_runs_still_count(tmp_path, damage, reason):
+    write_run(tmp_path / "r" / "good", HOPPER, 0, [10.0])
+    write_run(tmp_path / "r" / "m4", HOPPER, 1, [30.0], overrides={"agent.num_critics": "4"})
+    damage(write_run(tmp_path / "r" / "bad", HOPPER, 2, [99.0]))
+    for include_incomplete in (False, True):
+        table = make_table(tmp_path / "r", published=False, include_incomplete=include_incomplete)
+        assert (cell(table, HOPPER, "preset").mean, cell(table, HOPPER, "agent.num_critics=4").mean) == (10.0, 30.0)
+        note = next(n for n in table.notes if n.startswith("skipped 1 malformed run(s): r/bad: "))
+        assert reason in note
+        assert render.render(table, "md")  # and the table renders
+
+
+@pytest.fixture
+def diverged_root(tmp_path: Path) -> Path:
+    """Two completed seeds and three diverged ones whose finite records before the divergence score high."""
+    root = tmp_path / "r"
+    write_run(root / "s0", HOPPER, 0, [10.0, 20.0])
+    write_run(root / "s1", HOPPER, 1, [30.0, 40.0])
+    for seed, quantity, step in ((2, "critic_loss", 300), (3, "critic_loss", 200), (4, "critic_grad_norm", 100)):
+        write_run(root / f"s{seed}", HOPPER, seed, [900.0, 999.0], status="diverged",
+                  divergence={"step": step, "epoch": step // 100, "quantity": quantity})
+    return root
+
+
+@pytest.mark.parametrize("include_incomplete", [False, True])
+@pytest.mark.parametrize("select", ["last", "best", "last-k"])
+def test_diverged_runs_are_counted_in_the_notes_and_never_scored(diverged_root, include_incomplete, select):
+    table = make_table(diverged_root, select=select, published=False, include_incomplete=include_incomplete)
+    preset = cell(table, HOPPER, "preset")
+    assert preset.seeds == 2 and preset.mean < 900.0
+    assert set(table.scores["run"]) == {"r/s0", "r/s1"}
+    assert ("2 diverged run(s) (non-finite critic_loss), never scored: r/s2 (step 300), r/s3 (step 200)"
+            in table.notes)
+    assert "1 diverged run(s) (non-finite critic_grad_norm), never scored: r/s4 (step 100)" in table.notes
+    assert not any("included although incomplete" in note for note in table.notes)
+    states = {run.name: run.state for run in collect(diverged_root).runs}
+    assert states["r/s2"] == "diverged" and states["r/s0"] == "completed"
+
+
+def test_diverged_runs_stay_out_of_ablation_cells(diverged_root):
+    table = make_ablation_table(diverged_root, "agent.T", "agent.num_critics", include_incomplete=True)
+    assert set(table.scores["run"]) == {"r/s0", "r/s1"}
+    assert all(c.mean < 900.0 for section in table.sections for _, row in section.rows for c in row.values())
 
 
 def test_collect_errors_name_the_path(tmp_path):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from erdiff.cli import main
 from erdiff.config import (
     AgentConfig,
     Config,
@@ -77,6 +78,43 @@ def test_bad_values_name_the_field_and_what_is_allowed(overrides, message):
         make_config("toy", overrides=overrides)
 
 
+@pytest.mark.parametrize("device", ["cuda:abc", "cuda:-1", "cuda:01", "cuda0", "gpu", "CPU"])
+def test_device_must_be_one_torch_accepts(device):
+    with pytest.raises(ConfigError, match=f"'train.device' = '{device}' is invalid: expected auto, cpu, cuda, "
+                                          "cuda:N with N = 0, 1, ... or mps"):
+        make_config("toy", overrides={"train.device": device})
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:12", "mps"])
+def test_valid_devices_pass(device):
+    assert make_config("toy", overrides={"train.device": device}).train.device == device
+
+
+@pytest.mark.parametrize("text, message", [
+    ("agent: [4]\n", "'agent' must be a mapping of field: value, got list [4]"),
+    # a list of pairs must not be read as a mapping either
+    ("agent: [[T, 3]]\n", "'agent' must be a mapping of field: value, got list"),
+    ("train: fast\n", "'train' must be a mapping of field: value, got str 'fast'"),
+    ("train: 2024-01-01\n", "'train' must be a mapping of field: value, got date"),
+    ("tags: [a]\n", "'tags' must be a mapping of field: value, got list"),
+    ("task: [toy]\n", "config field 'task' = ['toy'] is invalid: expected a task name"),
+    ("- agent\n", "must hold a mapping at the top level, got list"),
+    ("7\n", "must hold a mapping at the top level, got int"),
+])
+def test_config_file_of_the_wrong_shape_is_one_error_naming_file_and_section(tmp_path, capsys, text, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    # --agent.T makes the overrides touch the sections too; a tiny budget in case a bad file were accepted
+    argv = ["train", "--config", str(path), "--task", "toy", "--out", str(tmp_path / "run"), "--agent.T", "3",
+            "--train.epochs", "1", "--train.steps_per_epoch", "1", "--train.eval_episodes", "0", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("erdiff train: error: ") and err.count("\n") == 1, err
+    assert message in err, err
+    if "config field 'task'" not in message:
+        assert str(path) in err
+
+
 def test_unknown_task_lists_known_tasks():
     with pytest.raises(ConfigError, match="unknown task 'hopper-medium-v9'; known tasks: .*hopper-medium-v2"):
         make_config("hopper-medium-v9")
@@ -95,6 +133,10 @@ def test_yaml_errors(tmp_path):
         load_yaml(listing)
     with pytest.raises(ConfigError, match="'agent' must be a mapping"):
         Config.from_dict({"task": "toy", "agent": 3})
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfeagent: {}")
+    with pytest.raises(ConfigError, match="binary.yaml is not UTF-8 text"):
+        load_yaml(binary)
 
 
 def test_every_field_is_documented():

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from erdiff.data import DatasetError, DatasetUnavailableError, d4rl_dataset_path, dataset_url
+from erdiff.data.checksum import ChecksumError
 from erdiff.presets import ANTMAZE_V2, MAZE2D, PAPER_TASKS
+from erdiff.tasks import load_task_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASK = "hopper-medium-v2"
@@ -105,10 +107,31 @@ def test_download_once_then_cached_with_sha256_sidecar(server, cache):
     assert path == cache / "hopper_medium-v2.hdf5"
     assert path.read_bytes() == BODY
     digest = hashlib.sha256(BODY).hexdigest()
-    assert (cache / "hopper_medium-v2.hdf5.sha256").read_text().strip() == digest
+    assert (cache / "hopper_medium-v2.hdf5.sha256").read_text() == f"{digest}  hopper_medium-v2.hdf5\n"
     assert d4rl_dataset_path(TASK, base_url=server.base_url, expected_sha256=digest) == path
     assert server.gets == 1
     assert leftovers(cache) == []
+
+
+def test_download_gets_the_umask_permissions(server, cache):
+    old = os.umask(0o027)
+    try:
+        path = d4rl_dataset_path(TASK, base_url=server.base_url)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640  # not mkstemp's 0600
+
+
+def test_a_download_changed_on_disk_is_refused_before_training(server, cache, monkeypatch):
+    path = d4rl_dataset_path(TASK, base_url=server.base_url)
+    changed = bytearray(BODY)
+    changed[1000] ^= 0xFF
+    path.write_bytes(bytes(changed))
+    monkeypatch.setenv("ERDIFF_D4RL_BASE_URL", server.base_url)
+    with pytest.raises(ChecksumError, match=f"{path}: sha256 {hashlib.sha256(changed).hexdigest()} does not "
+                                            f"match {hashlib.sha256(BODY).hexdigest()} recorded in {path}.sha256"):
+        load_task_dataset(TASK)
+    assert server.gets == 1
 
 
 def test_missing_file_without_download_says_where_to_put_it(cache):
@@ -189,7 +212,7 @@ def test_existing_file_without_sidecar_is_hashed(cache):
     (cache / "hopper_medium-v2.hdf5").write_bytes(b"placed by hand")
     digest = hashlib.sha256(b"placed by hand").hexdigest()
     d4rl_dataset_path(TASK, download=False, expected_sha256=digest)
-    assert (cache / "hopper_medium-v2.hdf5.sha256").read_text().strip() == digest
+    assert (cache / "hopper_medium-v2.hdf5.sha256").read_text().split()[0] == digest
 
 
 LOADER = """

@@ -83,6 +83,25 @@ def test_bad_input_is_one_clear_error(argv, message, tmp_path, capsys):
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("obs_dim, act_dim, message", [
+    (1, 1, "key 'observations' has size 1 per step; expected 3"),
+    (3, 2, "key 'actions' has size 2 per step; expected 1"),
+])
+def test_info_for_a_task_of_other_sizes_is_an_error_not_a_score(tmp_path, capsys, obs_dim, act_dim, message):
+    path = tmp_path / "other.hdf5"
+    with h5py.File(path, "w") as handle:
+        handle["observations"] = np.zeros((4, obs_dim), np.float32)
+        handle["actions"] = np.zeros((4, act_dim), np.float32)
+        handle["rewards"] = np.ones(4, np.float32)
+        handle["terminals"] = np.array([0, 0, 0, 1], bool)
+    assert main(["dataset", "info", str(path), "--task", "pendulum-medium"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"erdiff dataset: error: {path}: {message} for this task\n"
+    assert "behaviour score" not in captured.out
+    assert main(["dataset", "info", str(path), "--task", "nope"]) == 2
+    assert "unknown task 'nope'; known tasks:" in capsys.readouterr().err
+
+
 def test_unknown_kind_is_rejected_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["dataset", "make", "cartpole", "--out", "x.hdf5"])

@@ -99,4 +99,4 @@ def test_writer_makes_groups_and_leaves_no_temporary_file(tmp_path):
     with h5py.File(path) as handle:
         assert isinstance(handle["infos"], h5py.Group) and handle["infos/qpos"].shape == (4, 3)
         assert handle["metadata/generator"][()] == b"test" and handle["metadata/seed"][()] == 5
-    assert [p.name for p in tmp_path.iterdir()] == ["d.hdf5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.hdf5", "d.hdf5.sha256"]

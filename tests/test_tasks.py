@@ -95,7 +95,8 @@ def test_parallel_runs_generate_the_local_dataset_once(tmp_path):
     assert [worker.returncode for worker in workers] == [0, 0, 0]
     assert sum("generating the pendulum-medium dataset" in err for _, err in outputs) == 1
     assert len({out for out, _ in outputs}) == 1
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["pendulum-medium.hdf5"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [
+        "pendulum-medium.hdf5", "pendulum-medium.hdf5.sha256"]
 
 
 def test_path_overrides_the_task_dataset(tmp_path):

@@ -4,6 +4,11 @@
   erdiff dataset make pendulum-medium --out data/pendulum-medium.hdf5 [--seed 0] [--size N]
   erdiff dataset info data/pendulum-medium.hdf5 [--task pendulum-medium]
   erdiff dataset check data/hopper-noisy.hdf5 --task hopper-noisy [--limit N]
+  erdiff dataset checksum data/pendulum-medium.hdf5 [--record]
+
+`make` (and every download or first-use generation) records the file's SHA-256 in <file>.sha256, and
+training checks the file against it; `checksum` does that check, and `--record` re-records a file you changed
+on purpose. `info` shows the digest and whether it matches the record.
 
 `check` resets the simulator to each row's infos/qpos and infos/qvel, replays the row's action and
 compares the reward, next observation and terminal flag with the file: a dataset made on the same
@@ -37,9 +42,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--task", required=True, help="task whose environment made the file, e.g. hopper-noisy")
     check.add_argument("--limit", type=int, default=None, help="check only the first LIMIT rows")
 
+    checksum = actions.add_parser("checksum", help="check a dataset file against its <file>.sha256 record")
+    checksum.add_argument("file", help="dataset file")
+    checksum.add_argument("--record", action="store_true",
+                          help="write <file>.sha256 with the file's current digest instead (a file changed on "
+                               "purpose, or one placed by hand)")
+
 
 def run(args: argparse.Namespace) -> int:
-    handlers = {"list": _list, "make": _make, "info": _info, "check": _check}
+    handlers = {"list": _list, "make": _make, "info": _info, "check": _check, "checksum": _checksum}
     return handlers[args.dataset_action](args)
 
 
@@ -71,10 +82,23 @@ def _make(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from erdiff.data.checksum import file_sha256, recorded_sha256, sidecar_path
     from erdiff.data.d4rl import read_d4rl_hdf5
+    from erdiff.tasks import get_task
 
-    raw = read_d4rl_hdf5(args.file)
+    # A behaviour score against another task's references would be meaningless: check the sizes first.
+    task = get_task(args.task) if args.task is not None else None
+    obs_dim, act_dim = (task.obs_dim, task.act_dim) if task else (None, None)
+    raw = read_d4rl_hdf5(args.file, expected_obs_dim=obs_dim, expected_act_dim=act_dim)
     print(f"{args.file}: {len(raw['observations'])} rows")
+    digest, recorded = file_sha256(args.file), recorded_sha256(args.file)
+    sidecar = sidecar_path(args.file).name
+    if recorded is None:
+        print(f"sha256: {digest} (no record: {sidecar} does not exist)")
+    elif recorded == digest:
+        print(f"sha256: {digest} (matches the record in {sidecar})")
+    else:
+        print(f"sha256: {digest} (DOES NOT MATCH the record in {sidecar}: {recorded}; training refuses this file)")
     for key in sorted(raw):
         value = raw[key]
         if isinstance(value, np.ndarray) and value.ndim >= 1:
@@ -113,6 +137,24 @@ def dataset_episodes(raw: dict):
     first_rows = np.concatenate([[0], last_rows[:-1] + 1])
     cumulative = np.concatenate([[0.0], np.cumsum(raw["rewards"], dtype=np.float64)])
     return cumulative[last_rows + 1] - cumulative[first_rows], last_rows - first_rows + 1, ended
+
+
+def _checksum(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from erdiff.data.checksum import record_sha256, sidecar_path, verify_sha256
+    from erdiff.data.d4rl import DatasetError
+
+    if not Path(args.file).is_file():
+        raise DatasetError(f"{args.file}: no such file")
+    sidecar = sidecar_path(args.file)
+    if args.record:
+        print(f"{args.file}: recorded sha256 {record_sha256(args.file)} in {sidecar}")
+    elif verify_sha256(args.file) is None:
+        print(f"{args.file}: no record ({sidecar} does not exist; --record writes one)")
+    else:
+        print(f"{args.file}: sha256 matches the record in {sidecar}")
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:

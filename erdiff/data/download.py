@@ -4,8 +4,9 @@ Files land where d4rl puts them: ``$D4RL_DATASET_DIR`` (default ``~/.d4rl/datase
 component of their URL, so a cache filled by d4rl is reused and vice versa. A download streams into a
 temporary file in the same folder and is renamed only when complete, under a file lock, so parallel
 workers download a file once and no reader sees a partial file under the final name. After a
-download the file's sha256 is written next to it as ``<file>.sha256``: the hashes of the real files are not
-published, so this records what was fetched and lets later runs pin it (``expected_sha256``).
+download the file's sha256 is written next to it as ``<file>.sha256`` (:mod:`erdiff.data.checksum`): the
+hashes of the real files are not published, so this records what was fetched, training checks the file
+against it, and later runs can pin it (``expected_sha256``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,8 +21,16 @@ from pathlib import Path
 from filelock import FileLock
 from tqdm import tqdm
 
+from erdiff.data.checksum import (
+    CHUNK_BYTES,
+    file_sha256,
+    record_sha256,
+    recorded_sha256,
+    replace_with_record,
+    sidecar_path,
+    temporary_sibling,
+)
 from erdiff.data.d4rl import DatasetError, DatasetUnavailableError
-from erdiff.results import atomic_write_bytes
 
 D4RL_BASE_URL = "http://rail.eecs.berkeley.edu/datasets/offline_rl"
 BASE_URL_ENV = "ERDIFF_D4RL_BASE_URL"
@@ -76,7 +84,6 @@ DATASET_PATHS = {
     "maze2d-large-v1": "maze2d/maze2d-large-sparse-v1.hdf5",
 }
 
-CHUNK_BYTES = 1 << 20
 PROGRESS_MIN_BYTES = 10 << 20
 """Downloads smaller than this show no progress bar."""
 CONNECT_TIMEOUT_S = 60
@@ -127,7 +134,7 @@ def download_file(url: str, path: Path, expected_sha256: str | None = None) -> N
 
     The caller holds the lock of ``path``. Temporary files left by a download that was killed are
     removed first. The received size must equal the Content-Length, and the sha256 ``expected_sha256``
-    when given; the sha256 is then written to ``<path>.sha256``.
+    when given; the sha256 is then written to ``<path>.sha256``. The file gets the umask's permissions.
     """
     for stale in path.parent.glob(f".{path.name}.*.part"):  # only the lock holder writes these
         stale.unlink(missing_ok=True)
@@ -137,10 +144,9 @@ def download_file(url: str, path: Path, expected_sha256: str | None = None) -> N
         raise DatasetUnavailableError(
             f"could not download {url} ({getattr(exc, 'reason', exc)}); without network access, fetch "
             f"that file elsewhere and put it at {path} (or set {DATASET_DIR_ENV} to its folder)") from exc
-    fd, part_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    part = Path(part_name)
+    part = temporary_sibling(path, ".part")
     try:
-        with response, os.fdopen(fd, "wb") as out:
+        with response, open(part, "xb") as out:
             size = response.headers.get("Content-Length")
             expected_size = int(size) if size is not None else None
             digest, received = _stream(response, out, url, expected_size, path.name)
@@ -151,10 +157,9 @@ def download_file(url: str, path: Path, expected_sha256: str | None = None) -> N
         if expected_sha256 and digest != expected_sha256.lower():
             raise DatasetError(f"the download of {url} has sha256 {digest}, expected {expected_sha256}; "
                                "the file was removed")
-        os.replace(part, path)
+        replace_with_record(part, path, digest)
     finally:
         part.unlink(missing_ok=True)
-    atomic_write_bytes(_sidecar(path), f"{digest}\n".encode())
 
 
 def _stream(response, out, url: str, expected_size: int | None, label: str) -> tuple[str, int]:
@@ -179,26 +184,12 @@ def _stream(response, out, url: str, expected_size: int | None, label: str) -> t
 
 
 def _verify_existing(path: Path, expected_sha256: str) -> None:
-    sidecar = _sidecar(path)
-    if sidecar.is_file():
-        actual = sidecar.read_text().strip()
-    else:
-        actual = file_sha256(path)
+    """The pinned digest against the recorded one (training verifies the file against the record), or
+    against the file itself when there is no record yet, which is then written."""
+    recorded = recorded_sha256(path)
+    actual = recorded or file_sha256(path)
     if actual != expected_sha256.lower():
         raise DatasetError(f"{path}: sha256 {actual} does not match the expected {expected_sha256}; "
-                           f"delete it (and {sidecar.name}) to download it again")
-    if not sidecar.is_file():
-        atomic_write_bytes(sidecar, f"{actual}\n".encode())
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 of the file at ``path``, read in chunks."""
-    hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
+                           f"delete it (and {sidecar_path(path).name}) to download it again")
+    if recorded is None:
+        record_sha256(path, actual)

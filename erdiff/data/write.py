@@ -2,34 +2,34 @@
 
 A key with "/" (``infos/qpos``) becomes a dataset inside a group (``infos`` -> ``qpos``), as in D4RL's
 files; ``metadata`` entries go under ``metadata/``. The file is written next to its final path and then
-renamed, so readers (and parallel seeds waiting on a lock) never see a half-written file.
+renamed, so readers (and parallel seeds waiting on a lock) never see a half-written file; its SHA-256 is
+recorded next to it (:mod:`erdiff.data.checksum`).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from erdiff.data.checksum import file_sha256, replace_with_record, temporary_sibling
+
 
 def write_d4rl_hdf5(path: str | Path, data: dict[str, np.ndarray], metadata: dict) -> Path:
-    """Write ``data`` (array per key) and ``metadata`` (scalars or strings) to ``path``; return the path."""
+    """Write ``data`` (array per key) and ``metadata`` (scalars or strings) to ``path`` and record its SHA-256
+    in ``<path>.sha256``; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; datasets are meant to be shared
+    tmp = temporary_sibling(path, ".tmp")
     try:
-        with h5py.File(tmp, "w") as handle:
+        with h5py.File(tmp, "w-") as handle:  # h5py creates the file: the umask's permissions
             for key, values in data.items():
                 handle.create_dataset(key, data=np.asarray(values))
             for key, value in metadata.items():
                 handle.create_dataset(f"metadata/{key}", data=value)
-        os.replace(tmp, path)
+        replace_with_record(tmp, path, file_sha256(tmp))
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
