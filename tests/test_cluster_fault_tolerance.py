@@ -29,7 +29,8 @@ from test_cluster_e2e import (
     start_head,
     stop_head,
 )
-from test_tune_sweep import (  # noqa: F401 -- ray_session is a fixture
+from test_tune_sweep import (  # noqa: F401 -- private_home and ray_session are fixtures
+    private_home,
     ray_session,
     tiny_spec,
     trial_evaluation,

@@ -18,12 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import ray
 import yaml
 
 from erdiff import results
+from erdiff.data.write import write_d4rl_hdf5
+from erdiff.tasks import local_dataset_path
 from erdiff.train import train
 from tune import local_ray
 from tune.aggregate import TRIAL_FILE, read_trial_records
@@ -59,12 +62,22 @@ def kill_session_processes(temp_dir: Path) -> None:
             pass
 
 
+@pytest.fixture(scope="session")
+def private_home(tmp_path_factory):
+    """One HOME for every sweep of the test session: the local-Ray records and Ray's auth token land there.
+
+    Set once: a process keeps the auth token of its first ray.init, and a later local Ray started under another
+    HOME (with another token) never comes up."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+        yield Path(os.environ["HOME"])
+
+
 @pytest.fixture
-def ray_session(tmp_path_factory, monkeypatch):
+def ray_session(private_home, tmp_path_factory, monkeypatch):
     """A private Ray temp dir and dataset dir for this test; no Ray process of it outlives the test."""
     temp_dir = Path(tempfile.mkdtemp(prefix="erdt-", dir="/tmp"))  # short: Ray's socket paths are length-limited
     monkeypatch.setenv("RAY_TMPDIR", str(temp_dir))
-    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))  # local-Ray records, Ray's auth token
     monkeypatch.setenv("ERDIFF_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     yield temp_dir
@@ -439,4 +452,42 @@ def test_the_next_sweep_ends_what_a_killed_sweep_left(ray_session, tmp_path):
     killed = local_ray.end_dead_sessions()
     assert killed and set(killed) <= set(left)
     wait_for(lambda: not local_ray.session_processes(session_dir), 30, "the session's processes to go")
-    assert not list((Path(os.environ["HOME"]) / ".erdiff" / "local-ray").glob("*.json"))
+    assert not list(local_ray.records_dir().glob("*.json"))
+
+
+# ---------------------------------------------------------------- divergence: a result, not a failure
+
+
+def diverging_copy(dataset: Path, path: Path) -> Path:
+    """``dataset`` with every reward 1e38: the critic's targets overflow float32 within the first steps."""
+    with h5py.File(dataset) as handle:
+        data = {key: handle[key][()] for key in handle if isinstance(handle[key], h5py.Dataset)}
+    data["rewards"] = np.full_like(data["rewards"], 1e38)
+    return write_d4rl_hdf5(path, data, {})
+
+
+@pytest.mark.parametrize("trainable", ["train", "function", "packed"])
+def test_a_diverged_trial_is_a_failed_trial_and_the_sweep_succeeds(ray_session, tmp_path, capsys, trainable):
+    """One trial on the toy data, one on a copy whose rewards overflow: Tune records the second as failed (so
+    Optuna would see a failure and ASHA no score), trial.json says diverged and where, the ranking prints
+    diverged, the exit code is 0; the retry Tune makes (failure.trial_retries) fails at once, training nothing."""
+    good = local_dataset_path("toy")  # in the test's own ERDIFF_DATA_DIR
+    bad = diverging_copy(good, tmp_path / "bad.hdf5")
+    data = tiny_spec("diverge", {"mode": "grid", "space": {"train.dataset": {"grid": [str(good), str(bad)]}}},
+                     trainable=trainable, concurrency=1, failure={"trial_retries": 1, "worker_retries": 1})
+    out = tmp_path / "out"
+    assert run_sweep(parse_spec(data), out) == 0
+    records = {r["params"]["train.dataset"]: r for r in read_trial_records(out)}
+    assert records[str(good)]["status"] == "completed"
+    diverged = records[str(bad)]
+    assert diverged["status"] == "diverged" and diverged["objective"]["mean"] is None
+    assert diverged["divergence"] and set(diverged["divergence"]) <= {"seed_0", "seed_1"}
+    for seed in (0, 1):
+        run_dir = out / "trials" / diverged["trial"] / f"seed_{seed}"
+        summary = results.read_summary(run_dir)  # None: a seed that trainable function did not reach
+        if summary is not None and summary["status"] == "diverged":
+            assert diverged["divergence"][f"seed_{seed}"] == summary["divergence"]
+        assert all(np.isfinite(r["critic_loss"]) for r in results.read_metrics(run_dir))
+        assert len(read_sessions(run_dir)) == 1  # the retry restored the diverged checkpoint and trained nothing
+    ranking = capsys.readouterr().out.splitlines()
+    assert ranking[-1].split()[:2] == [diverged["trial"], "diverged"]  # last, and no score

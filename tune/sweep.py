@@ -32,7 +32,7 @@ from cluster.storage import URI_SCHEME, check_out_dir_for_cluster, check_storage
 from erdiff import results
 from erdiff.errors import ErdiffError
 from tune import local_ray
-from tune.aggregate import read_trial_records, trial_record, write_trial_record
+from tune.aggregate import DIVERGED, read_trial_records, trial_record, write_trial_record
 from tune.plan import check_cluster_fits
 from tune.spec import SweepSpec, scheduler_grace_period, scheduler_max_t, trial_name
 from tune.trainable import SweepContext, make_trainable
@@ -49,7 +49,7 @@ class SweepError(ErdiffError):
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, resume: bool = False,
               trust_tune_state: bool = False) -> int:
-    """Run (or with ``resume`` continue) ``spec``; return 0 when every trial finished, 1 otherwise.
+    """Run (or with ``resume`` continue) ``spec``; return 0 when every trial finished or diverged, 1 otherwise.
 
     A resume first checks that no one else could have written Tune's state (tune.trust), unless
     ``trust_tune_state``."""
@@ -172,7 +172,8 @@ class TrialRecorder(ray.tune.Callback):
     """Writes ``<out>/trials/<trial>/trial.json`` on this (the driver's) machine from the trials' results.
 
     A trial that ends before its last evaluation (stopped by ASHA) is recorded as stopped, and so are its
-    seeds' summaries, which the killed workers left at 'running'.
+    seeds' summaries, which the killed workers left at 'running'. A trial that failed because a seed diverged
+    (tune.trainable.SeedDiverged) is recorded as diverged, with where each diverged seed did.
     """
 
     def __init__(self, context: SweepContext):
@@ -189,12 +190,17 @@ class TrialRecorder(ray.tune.Callback):
         self._record(trial, result, "completed" if finished else "stopped")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._record(trial, trial.last_result, "error")
+        divergence = {}
+        for seed in self.context.spec.seeds:
+            summary = results.read_summary(self.context.run_dir(str(trial), seed))
+            if summary is not None and summary["status"] == DIVERGED:
+                divergence[f"seed_{seed}"] = summary["divergence"]
+        self._record(trial, trial.last_result, DIVERGED if divergence else "error", divergence)
 
-    def _record(self, trial, result: dict | None, status: str) -> None:
+    def _record(self, trial, result: dict | None, status: str, divergence: dict | None = None) -> None:
         spec, request = self.context.spec, trial.config["trial"]
         record = trial_record(spec.name, str(trial), request["task"], request["params"], spec.objective, result,
-                              status)
+                              status, divergence)
         write_trial_record(Path(self.context.out_dir) / "trials" / str(trial), record)
 
     def _mark_seeds_stopped(self, trial: str) -> None:
@@ -228,7 +234,10 @@ def _check_results_folder(context: SweepContext, experiment: str, resume: bool, 
 
 
 def _print_outcome(context: SweepContext, grid) -> int:
-    """A ranked list of the sweep's trials from their trial.json files; 1 if a trial failed."""
+    """A ranked list of the sweep's trials from their trial.json files; 1 if a trial failed.
+
+    A diverged trial is a result of its configuration, not a failure of the sweep: listed last, as diverged.
+    """
     spec = context.spec
     records = read_trial_records(context.out_dir)
     sign = -1 if spec.objective.mode == "max" else 1
@@ -238,10 +247,11 @@ def _print_outcome(context: SweepContext, grid) -> int:
           f"{len(spec.seeds)} seeds); results in {context.out_dir}")
     for record in records:
         mean, std = record["objective"]["mean"], record["objective"]["std"]
-        shown = "-" if mean is None else f"{mean:.4g} ± {std:.2g}"
+        shown = DIVERGED if record["status"] == DIVERGED else "-" if mean is None else f"{mean:.4g} ± {std:.2g}"
         print(f"  {record['trial']:<48} {shown:>20}  evaluation {record['evaluation']}/"
               f"{record['planned_evaluations']}  {record['status']}")
-    return 1 if grid.errors else 0
+    diverged = sum(record["status"] == DIVERGED for record in records)
+    return 1 if len(grid.errors) > diverged else 0
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from erdiff import results
 from erdiff.train import load_dataset_for, train, train_seeds
-from tune.aggregate import aggregate, count_evaluations, seed_report
+from tune.aggregate import DIVERGED, aggregate, count_evaluations, seed_report
 from tune.snapshots import log_session, restore_run_dir, seed_dir_name, staged_snapshot
 from tune.spec import DRIVER_CPU, SweepSpec
 
@@ -91,7 +91,9 @@ def drive_seed_workers(config: dict, context: SweepContext) -> None:
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # not a line per report and checkpoint
         ),
     )
+    _fail_if_diverged(context, trial)  # a retry of a diverged trial fails at once
     trainer.fit()
+    _fail_if_diverged(context, trial)
 
 
 def train_seed_worker(loop_config: dict) -> None:
@@ -103,18 +105,27 @@ def train_seed_worker(loop_config: dict) -> None:
     run_dir = context.run_dir(trial, seed)
     config = spec.seed_config(loop_config["task"], loop_config["params"], seed, trial)
     planned = count_evaluations(config.train.epochs, config.train.eval_every)
-    restored = _restore_seeds(ray.train.get_checkpoint(), {seed: run_dir}, planned)
-    if restored:
+    restored, diverged = _restore_seeds(ray.train.get_checkpoint(), {seed: run_dir}, planned)
+    if restored or diverged:
         # Every worker restored the same evaluation: report it again so that Tune sees the trial's state at
         # once, even when nothing is left to train (every worker reports the same number of times).
         ray.train.report(seed_report(run_dir, seed, spec.objective, planned))
+    if diverged:
+        return  # a seed of this trial diverged: nothing to train, the driver fails the trial
 
-    def report_evaluation(record: dict, run_dir: Path) -> None:
+    def report_snapshot() -> None:
         with staged_snapshot({seed: run_dir}) as snapshot:
             ray.train.report(seed_report(run_dir, seed, spec.objective, planned),
                              checkpoint=ray.train.Checkpoint.from_directory(snapshot))
 
-    train(config, run_dir, resume=True, progress=False, on_evaluation=report_evaluation)
+    def report_evaluation(record: dict, run_dir: Path) -> bool:
+        report_snapshot()
+        # The report is a barrier: a seed that diverged in this period has written its summary by now.
+        return bool(_diverged_seeds(context, trial))
+
+    summary = train(config, run_dir, resume=True, progress=False, on_evaluation=report_evaluation)
+    if summary["status"] == DIVERGED:
+        report_snapshot()  # in place of this period's evaluation, so that the others' reports meet it
 
 
 class SeedAggregateCallback(TuneReportCallback):
@@ -143,13 +154,14 @@ def run_seeds_in_process(config: dict, context: SweepContext) -> None:
     configs = {seed: spec.seed_config(task, params, seed, trial) for seed in spec.seeds}
     first = configs[spec.seeds[0]]
     planned = count_evaluations(first.train.epochs, first.train.eval_every)
-    restored = _restore_seeds(ray.tune.get_checkpoint(), run_dirs, planned)
+    restored, _ = _restore_seeds(ray.tune.get_checkpoint(), run_dirs, planned)
 
     def reports() -> list[dict]:
         return [seed_report(run_dirs[seed], seed, spec.objective, planned) for seed in spec.seeds]
 
     if restored:
         ray.tune.report(aggregate(reports()))
+    _fail_if_diverged(context, trial)  # a retry of a diverged trial fails at once
     dataset = load_dataset_for(first)  # the seeds share the task, its data and the reward transform
     def stop_after_one_period(record: dict, run_dir: Path) -> bool:
         return True
@@ -160,15 +172,21 @@ def run_seeds_in_process(config: dict, context: SweepContext) -> None:
                         dataset=dataset, resume=True, progress=False, on_evaluation=stop_after_one_period)
         else:
             for seed in spec.seeds:
-                train(configs[seed], run_dirs[seed], dataset=dataset, resume=True, progress=False,
-                      on_evaluation=stop_after_one_period)
+                summary = train(configs[seed], run_dirs[seed], dataset=dataset, resume=True, progress=False,
+                                on_evaluation=stop_after_one_period)
+                if summary["status"] == DIVERGED:
+                    break
+        # A diverged seed's summary goes into the checkpoint too: a restart of the trial finds it there.
         with staged_snapshot(run_dirs) as snapshot:
             ray.tune.report(aggregate(reports()), checkpoint=ray.tune.Checkpoint.from_directory(snapshot))
+        _fail_if_diverged(context, trial)
 
 
-def _restore_seeds(checkpoint, run_dirs: dict[int, Path], planned: int) -> int:
+def _restore_seeds(checkpoint, run_dirs: dict[int, Path], planned: int) -> tuple[int, bool]:
     """Set the seeds' run directories to the trial's latest checkpoint (afresh without one, see
-    tune.snapshots); log who trains them from there; return the number of evaluations restored."""
+    tune.snapshots); log who trains them from there. Returns the number of evaluations restored and whether
+    a seed of the checkpoint (any seed of the trial, not only those in ``run_dirs``) diverged."""
+    diverged = False
     if checkpoint is None:
         for seed, run_dir in run_dirs.items():
             restore_run_dir(run_dir, None, seed)
@@ -176,11 +194,32 @@ def _restore_seeds(checkpoint, run_dirs: dict[int, Path], planned: int) -> int:
         with checkpoint.as_directory() as snapshot:
             for seed, run_dir in run_dirs.items():
                 restore_run_dir(run_dir, Path(snapshot), seed)
+            diverged = any((results.read_summary(seed_dir) or {}).get("status") == DIVERGED
+                           for seed_dir in Path(snapshot).iterdir())
     restored = len(results.read_metrics(next(iter(run_dirs.values()))))  # the same for every seed
-    if restored < planned:
+    if restored < planned and not diverged:
         for run_dir in run_dirs.values():
             log_session(run_dir, restored)
-    return restored
+    return restored, diverged
+
+
+class SeedDiverged(RuntimeError):
+    """A seed of the trial diverged (non-finite loss, Q or gradient norm): a result of the configuration, which
+    Tune records as a failed trial (Optuna sees a failure, ASHA no score) rather than as a number."""
+
+
+def _diverged_seeds(context: SweepContext, trial: str) -> dict[int, dict]:
+    """The trial's seeds whose run directory says diverged, with where (summary.json's ``divergence``)."""
+    summaries = {seed: results.read_summary(context.run_dir(trial, seed)) for seed in context.spec.seeds}
+    return {seed: summary["divergence"] for seed, summary in summaries.items()
+            if summary is not None and summary["status"] == DIVERGED}
+
+
+def _fail_if_diverged(context: SweepContext, trial: str) -> None:
+    diverged = _diverged_seeds(context, trial)
+    if diverged:
+        raise SeedDiverged("; ".join(f"seed {seed} diverged at step {where['step']} (epoch {where['epoch']}): "
+                                     f"{where['quantity']} is not finite" for seed, where in diverged.items()))
 
 
 def _quiet_report_logs() -> None:
