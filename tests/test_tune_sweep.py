@@ -26,11 +26,12 @@ import yaml
 
 from erdiff import results
 from erdiff.data.write import write_d4rl_hdf5
+from erdiff.runlock import LOCK_FILE
 from erdiff.tasks import local_dataset_path
 from erdiff.train import train
 from tune import local_ray
 from tune.aggregate import TRIAL_FILE, read_trial_records
-from tune.snapshots import read_sessions
+from tune.snapshots import SESSIONS_FILE, read_sessions
 from tune.spec import parse_spec
 from tune.sweep import SPEC_FILE, SweepError, run_sweep
 from tune.trust import UntrustedStateError, check_tune_state
@@ -491,3 +492,54 @@ def test_a_diverged_trial_is_a_failed_trial_and_the_sweep_succeeds(ray_session, 
         assert len(read_sessions(run_dir)) == 1  # the retry restored the diverged checkpoint and trained nothing
     ranking = capsys.readouterr().out.splitlines()
     assert ranking[-1].split()[:2] == [diverged["trial"], "diverged"]  # last, and no score
+
+
+# ---------------------------------------------------------------- run-directory locks
+
+
+HOLD_LOCK = """
+import sys, time
+from erdiff.runlock import hold_run_dirs
+with hold_run_dirs([sys.argv[1]]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def lock_openers(run_dir: Path) -> set[int]:
+    """Processes that have the run directory's lock file open (holding or waiting for the lock)."""
+    lock = str(run_dir / LOCK_FILE)
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and any(os.readlink(fd) == lock for fd in (entry / "fd").iterdir()):
+                pids.add(int(entry.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return pids
+
+
+def test_a_trial_waits_for_a_dying_workers_lock_and_not_for_a_dead_ones(ray_session, tmp_path):
+    """A process of an earlier attempt still writes seed 0's run directory (holds its lock): the trial waits for
+    it before restoring anything there; once that process is SIGKILLed its lock is gone and the trial trains."""
+    data = tiny_spec("locked", {"mode": "grid"}, trainable="function", epochs=2)
+    out, log = tmp_path / "out", tmp_path / "sweep.log"
+    seed_dir = out / "trials" / "000_toy" / "seed_0"
+    seed_dir.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(seed_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        sweep = start_sweep(write_spec(tmp_path / "locked.yaml", data), out, log)
+        try:
+            wait_for(lambda: lock_openers(seed_dir) - {holder.pid}, 240, "the trial to wait for the lock", sweep)
+            assert not (seed_dir / SESSIONS_FILE).exists()  # nothing restored or trained under another's lock
+            holder.kill()
+            assert sweep.wait(timeout=300) == 0, log.read_text()[-3000:]
+        finally:
+            if sweep.poll() is None:
+                sweep.kill()
+    finally:
+        holder.kill()
+        holder.wait()
+    check_sweep_results(out, parse_spec(data))
+    assert len(read_sessions(seed_dir)) == 1

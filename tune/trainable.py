@@ -36,6 +36,7 @@ from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from erdiff import results
+from erdiff.runlock import hold_run_dirs
 from erdiff.train import load_dataset_for, train, train_seeds
 from tune.aggregate import DIVERGED, aggregate, count_evaluations, seed_report
 from tune.snapshots import log_session, restore_run_dir, seed_dir_name, staged_snapshot
@@ -105,13 +106,6 @@ def train_seed_worker(loop_config: dict) -> None:
     run_dir = context.run_dir(trial, seed)
     config = spec.seed_config(loop_config["task"], loop_config["params"], seed, trial)
     planned = count_evaluations(config.train.epochs, config.train.eval_every)
-    restored, diverged = _restore_seeds(ray.train.get_checkpoint(), {seed: run_dir}, planned)
-    if restored or diverged:
-        # Every worker restored the same evaluation: report it again so that Tune sees the trial's state at
-        # once, even when nothing is left to train (every worker reports the same number of times).
-        ray.train.report(seed_report(run_dir, seed, spec.objective, planned))
-    if diverged:
-        return  # a seed of this trial diverged: nothing to train, the driver fails the trial
 
     def report_snapshot() -> None:
         with staged_snapshot({seed: run_dir}) as snapshot:
@@ -123,9 +117,17 @@ def train_seed_worker(loop_config: dict) -> None:
         # The report is a barrier: a seed that diverged in this period has written its summary by now.
         return bool(_diverged_seeds(context, trial))
 
-    summary = train(config, run_dir, resume=True, progress=False, on_evaluation=report_evaluation)
-    if summary["status"] == DIVERGED:
-        report_snapshot()  # in place of this period's evaluation, so that the others' reports meet it
+    with _hold_run_dirs([run_dir]):
+        restored, diverged = _restore_seeds(ray.train.get_checkpoint(), {seed: run_dir}, planned)
+        if restored or diverged:
+            # Every worker restored the same evaluation: report it again so that Tune sees the trial's state at
+            # once, even when nothing is left to train (every worker reports the same number of times).
+            ray.train.report(seed_report(run_dir, seed, spec.objective, planned))
+        if diverged:
+            return  # a seed of this trial diverged: nothing to train, the driver fails the trial
+        summary = train(config, run_dir, resume=True, progress=False, on_evaluation=report_evaluation)
+        if summary["status"] == DIVERGED:
+            report_snapshot()  # in place of this period's evaluation, so that the others' reports meet it
 
 
 class SeedAggregateCallback(TuneReportCallback):
@@ -154,32 +156,47 @@ def run_seeds_in_process(config: dict, context: SweepContext) -> None:
     configs = {seed: spec.seed_config(task, params, seed, trial) for seed in spec.seeds}
     first = configs[spec.seeds[0]]
     planned = count_evaluations(first.train.epochs, first.train.eval_every)
-    restored, _ = _restore_seeds(ray.tune.get_checkpoint(), run_dirs, planned)
 
     def reports() -> list[dict]:
         return [seed_report(run_dirs[seed], seed, spec.objective, planned) for seed in spec.seeds]
 
-    if restored:
-        ray.tune.report(aggregate(reports()))
-    _fail_if_diverged(context, trial)  # a retry of a diverged trial fails at once
-    dataset = load_dataset_for(first)  # the seeds share the task, its data and the reward transform
     def stop_after_one_period(record: dict, run_dir: Path) -> bool:
         return True
 
-    for _ in range(restored, planned):
-        if spec.trainable == "packed":
-            train_seeds([configs[seed] for seed in spec.seeds], [run_dirs[seed] for seed in spec.seeds],
-                        dataset=dataset, resume=True, progress=False, on_evaluation=stop_after_one_period)
-        else:
-            for seed in spec.seeds:
-                summary = train(configs[seed], run_dirs[seed], dataset=dataset, resume=True, progress=False,
-                                on_evaluation=stop_after_one_period)
-                if summary["status"] == DIVERGED:
-                    break
-        # A diverged seed's summary goes into the checkpoint too: a restart of the trial finds it there.
-        with staged_snapshot(run_dirs) as snapshot:
-            ray.tune.report(aggregate(reports()), checkpoint=ray.tune.Checkpoint.from_directory(snapshot))
-        _fail_if_diverged(context, trial)
+    with _hold_run_dirs(run_dirs.values()):
+        restored, _ = _restore_seeds(ray.tune.get_checkpoint(), run_dirs, planned)
+        if restored:
+            ray.tune.report(aggregate(reports()))
+        _fail_if_diverged(context, trial)  # a retry of a diverged trial fails at once
+        dataset = load_dataset_for(first)  # the seeds share the task, its data and the reward transform
+        for _ in range(restored, planned):
+            if spec.trainable == "packed":
+                train_seeds([configs[seed] for seed in spec.seeds], [run_dirs[seed] for seed in spec.seeds],
+                            dataset=dataset, resume=True, progress=False, on_evaluation=stop_after_one_period)
+            else:
+                for seed in spec.seeds:
+                    summary = train(configs[seed], run_dirs[seed], dataset=dataset, resume=True, progress=False,
+                                    on_evaluation=stop_after_one_period)
+                    if summary["status"] == DIVERGED:
+                        break
+            # A diverged seed's summary goes into the checkpoint too: a restart of the trial finds it there.
+            with staged_snapshot(run_dirs) as snapshot:
+                ray.tune.report(aggregate(reports()), checkpoint=ray.tune.Checkpoint.from_directory(snapshot))
+            _fail_if_diverged(context, trial)
+
+
+RUN_LOCK_WAIT_S = 60.0
+"""How long a (re)started trial waits for the locks of its seeds' run directories (erdiff.runlock): a worker of
+its previous attempt may still be writing them while it dies. A dead worker's lock is gone with it."""
+
+
+def _hold_run_dirs(run_dirs):
+    """Lock the seeds' run directories (created first: each lock lives in its directory) for restore and
+    training, so that nothing else writes them meanwhile; erdiff's training takes the same locks again."""
+    run_dirs = list(run_dirs)
+    for run_dir in run_dirs:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    return hold_run_dirs(run_dirs, wait_s=RUN_LOCK_WAIT_S)
 
 
 def _restore_seeds(checkpoint, run_dirs: dict[int, Path], planned: int) -> tuple[int, bool]:
