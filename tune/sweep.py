@@ -13,9 +13,8 @@ Without --address (and without RAY_ADDRESS, which `ray job submit` sets) the swe
 sized to this machine, never attaching to another Ray instance; every one of its services listens on
 127.0.0.1 only, and no process of it outlives the sweep by more than the start of the next sweep, even when
 this driver is SIGKILLed (tune.local_ray). The dashboard stays on (Ray Train needs it to release stopped
-trials' workers, stack-notes §2). Ray 2.59+ turns token
-authentication on for local clusters: this process handles it; `ray job submit` against a cluster needs
-RAY_AUTH_MODE=token or a token (cluster/ README).
+trials' workers, stack-notes §2). Ray 2.59+ turns token authentication on for local clusters: this process
+handles it; `ray job submit` against a cluster needs RAY_AUTH_MODE=token or a token (cluster/ README).
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from tune import local_ray
 from tune.aggregate import DIVERGED, read_trial_records, trial_record, write_trial_record
 from tune.plan import check_cluster_fits
 from tune.spec import SweepSpec, scheduler_grace_period, scheduler_max_t, trial_name
-from tune.trainable import SweepContext, make_trainable
+from tune.trainable import SweepContext, diverged_seeds, make_trainable
 from tune.trust import check_tune_state
 
 SPEC_FILE = "sweep.yaml"
@@ -190,11 +189,7 @@ class TrialRecorder(ray.tune.Callback):
         self._record(trial, result, "completed" if finished else "stopped")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        divergence = {}
-        for seed in self.context.spec.seeds:
-            summary = results.read_summary(self.context.run_dir(str(trial), seed))
-            if summary is not None and summary["status"] == DIVERGED:
-                divergence[f"seed_{seed}"] = summary["divergence"]
+        divergence = {f"seed_{seed}": where for seed, where in diverged_seeds(self.context, str(trial)).items()}
         self._record(trial, trial.last_result, DIVERGED if divergence else "error", divergence)
 
     def _record(self, trial, result: dict | None, status: str, divergence: dict | None = None) -> None:

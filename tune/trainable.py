@@ -115,7 +115,7 @@ def train_seed_worker(loop_config: dict) -> None:
     def report_evaluation(record: dict, run_dir: Path) -> bool:
         report_snapshot()
         # The report is a barrier: a seed that diverged in this period has written its summary by now.
-        return bool(_diverged_seeds(context, trial))
+        return bool(diverged_seeds(context, trial))
 
     with _hold_run_dirs([run_dir]):
         restored, diverged = _restore_seeds(ray.train.get_checkpoint(), {seed: run_dir}, planned)
@@ -225,7 +225,7 @@ class SeedDiverged(RuntimeError):
     Tune records as a failed trial (Optuna sees a failure, ASHA no score) rather than as a number."""
 
 
-def _diverged_seeds(context: SweepContext, trial: str) -> dict[int, dict]:
+def diverged_seeds(context: SweepContext, trial: str) -> dict[int, dict]:
     """The trial's seeds whose run directory says diverged, with where (summary.json's ``divergence``)."""
     summaries = {seed: results.read_summary(context.run_dir(trial, seed)) for seed in context.spec.seeds}
     return {seed: summary["divergence"] for seed, summary in summaries.items()
@@ -233,7 +233,7 @@ def _diverged_seeds(context: SweepContext, trial: str) -> dict[int, dict]:
 
 
 def _fail_if_diverged(context: SweepContext, trial: str) -> None:
-    diverged = _diverged_seeds(context, trial)
+    diverged = diverged_seeds(context, trial)
     if diverged:
         raise SeedDiverged("; ".join(f"seed {seed} diverged at step {where['step']} (epoch {where['epoch']}): "
                                      f"{where['quantity']} is not finite" for seed, where in diverged.items()))
