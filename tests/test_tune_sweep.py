@@ -435,6 +435,21 @@ def test_a_local_sweep_listens_on_loopback_only(ray_session, tmp_path):
     assert local_ray.session_processes(session_dir) == []  # a finished sweep leaves nothing either
 
 
+def test_a_record_that_names_no_ray_session_is_left_alone(private_home, tmp_path):
+    """A record whose directory is not the Ray session it is named after kills nothing, although its driver is
+    gone: else a damaged record naming, say, "/" would kill every process with an open file."""
+    (tmp_path / "held").touch()
+    bystander = subprocess.Popen(["sleep", "600"], stdin=(tmp_path / "held").open())
+    record = local_ray.records_dir() / "session_2026-01-01_00-00-00_000000_1.json"
+    results.write_json(record, {"driver_pid": 2**22 + 1, "driver_start_time": 0, "session_dir": str(tmp_path)})
+    try:
+        assert local_ray.end_dead_sessions() == [] and bystander.poll() is None
+    finally:
+        record.unlink()
+        bystander.kill()
+        bystander.wait()
+
+
 def test_the_next_sweep_ends_what_a_killed_sweep_left(ray_session, tmp_path):
     """SIGKILL the driver of a local sweep mid-trial (Ray's dashboard and runtime-env agents would outlive it,
     listening): the clean-up that every sweep runs first ends every process of that Ray session."""

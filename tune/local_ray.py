@@ -91,7 +91,7 @@ def end_session(record: Path, session_dir: str) -> list[int]:
     """SIGKILL what is left of the session, forget its record; returns the pids killed."""
     killed = []
     for pid in session_processes(session_dir):
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # gone, or another user's
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
     record.unlink(missing_ok=True)
@@ -105,6 +105,8 @@ def end_dead_sessions() -> list[int]:
         try:
             driver = json.loads(record.read_text())
         except (OSError, json.JSONDecodeError):  # being written, or just ended by another sweep
+            continue
+        if Path(driver["session_dir"]).name != record.stem:  # only a Ray session directory, as recorded
             continue
         if start_time(driver["driver_pid"]) != driver["driver_start_time"]:
             killed += end_session(record, driver["session_dir"])
