@@ -4,7 +4,7 @@ second node's raylet SIGKILLed mid-sweep, once a trial on it has reported a chec
 Both nodes have one CPU and every trial needs most of one, so each node runs one trial of two. Results and
 Ray's storage are one folder of this machine, declared shared (``ERDIFF_SHARED_STORAGE=1``), as NFS would be
 on a real cluster. The lost trial is retried from its checkpoint on the surviving node and every seed ends
-with the metrics of an undisturbed sweep (which runs in this process on a private local Ray). The head and
+with the metrics of an undisturbed sweep (run by a process of its own on a private local Ray). The head and
 the node are private to each test, as in test_cluster_e2e.py (own temp dir, free ports, token auth), and
 stopped by their process trees, never with ``ray stop``.
 """
@@ -32,6 +32,7 @@ from test_cluster_e2e import (
 from test_tune_sweep import (  # noqa: F401 -- private_home and ray_session are fixtures
     private_home,
     ray_session,
+    start_sweep,
     tiny_spec,
     trial_evaluation,
     wait_for,
@@ -42,8 +43,6 @@ from test_tune_sweep import (  # noqa: F401 -- private_home and ray_session are 
 from erdiff import results
 from tune.aggregate import read_trial_records
 from tune.snapshots import read_sessions
-from tune.spec import parse_spec
-from tune.sweep import run_sweep
 
 pytestmark = pytest.mark.slow  # two nodes and two sweeps per test: about two minutes each
 
@@ -152,6 +151,8 @@ def test_a_sweep_survives_losing_a_node(cluster, ray_session, tmp_path, trainabl
     started = time.monotonic()
     out = sweep_losing_a_node(cluster, tmp_path, data)
     print(f"sweep on the cluster: {time.monotonic() - started:.0f} s")
-    reference = tmp_path / "reference"
-    assert run_sweep(parse_spec({**data, "trainable": "function", "resources": {"cpu": 0.49}}), reference) == 0
+    reference = tmp_path / "reference"  # on a local Ray of its own, in a process of its own
+    undisturbed = {**data, "trainable": "function", "resources": {"cpu": 0.49}}
+    sweep = start_sweep(write_spec(tmp_path / "reference.yaml", undisturbed), reference, tmp_path / "reference.log")
+    assert sweep.wait(timeout=600) == 0, (tmp_path / "reference.log").read_text()[-3000:]
     assert_same_metrics(out, reference, data)
