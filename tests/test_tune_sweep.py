@@ -464,10 +464,9 @@ def test_the_next_sweep_ends_what_a_killed_sweep_left(ray_session, tmp_path):
     finally:
         if sweep.poll() is None:
             sweep.kill()
-    left = local_ray.session_processes(session_dir)
-    killed = local_ray.end_dead_sessions()
-    assert killed and set(killed) <= set(left)
-    wait_for(lambda: not local_ray.session_processes(session_dir), 30, "the session's processes to go")
+    assert local_ray.session_processes(session_dir)  # the driver's Ray outlives it, for a while at least
+    assert local_ray.end_dead_sessions()
+    assert local_ray.session_processes(session_dir) == []
     assert not list(local_ray.records_dir().glob("*.json"))
 
 

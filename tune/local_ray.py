@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from ray._private import ray_constants
 from erdiff import results
 
 CLUSTER_SWITCH_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+KILL_ROUNDS = 50
 
 
 def records_dir() -> Path:
@@ -88,12 +90,21 @@ def session_processes(session_dir: str) -> list[int]:
 
 
 def end_session(record: Path, session_dir: str) -> list[int]:
-    """SIGKILL what is left of the session, forget its record; returns the pids killed."""
+    """SIGKILL what is left of the session, forget its record; returns the pids killed.
+
+    Until none is left (a few rounds at most): a raylet not yet killed may still start a worker, and a killed
+    process holds its files until it has exited."""
     killed = []
-    for pid in session_processes(session_dir):
-        with contextlib.suppress(ProcessLookupError, PermissionError):  # gone, or another user's
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+    for _ in range(KILL_ROUNDS):
+        left = session_processes(session_dir)
+        if not left:
+            break
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):  # gone, or another user's
+                os.kill(pid, signal.SIGKILL)
+                if pid not in killed:
+                    killed.append(pid)
+        time.sleep(0.1)
     record.unlink(missing_ok=True)
     return killed
 
