@@ -3,7 +3,7 @@
 Each test runs its own Ray in a private temp dir (RAY_TMPDIR) and its teardown shuts it down and kills any
 process left from that session only (found by its environment or by its open files in the temp dir: Ray's
 agents overwrite their environment), never other Ray instances on the machine.
-Only the smallest TorchTrainer sweep runs by default; the others are marked slow (`pytest -m slow`).
+Only the smallest Ray Train sweep runs by default; the others are marked slow (`pytest -m slow`).
 """
 
 import ipaddress
@@ -130,7 +130,7 @@ def without_time(records: list[dict]) -> list[dict]:
 
 
 def test_sweep_with_torch_trainer(ray_session, tmp_path, capfd):
-    """One configuration x 2 seeds, one TorchTrainer worker per seed; then the results folder guards itself.
+    """One configuration x 2 seeds, one Ray Train worker per seed; then the results folder guards itself.
 
     The smallest real sweep, kept in the default suite (the 2 x 2 grid is marked slow)."""
     data = tiny_spec("grid_small", {"mode": "grid", "space": {"agent.ent_coef": {"grid": [0.001]}}})
@@ -272,7 +272,7 @@ def trial_evaluation(trial_dir: Path) -> int:
 
 @pytest.mark.slow
 def test_a_killed_seed_worker_resumes_from_its_checkpoint(ray_session, tmp_path):
-    """SIGKILL one TorchTrainer worker mid-trial: Ray Train restarts the workers from the latest checkpoint and
+    """SIGKILL one Ray Train worker mid-trial: Ray Train restarts the workers from the latest checkpoint and
     the trial ends with exactly the metrics of an uninterrupted one."""
     data = tiny_spec("killed", {"mode": "grid"}, epochs=12, steps_per_epoch=200)
     spec_path = write_spec(tmp_path / "killed.yaml", data)
@@ -414,7 +414,7 @@ def the_session_dir(temp_dir: Path) -> str:
 
 
 def test_a_local_sweep_listens_on_loopback_only(ray_session, tmp_path):
-    """Every socket that any process of the sweep's local Ray listens on, gathered while a TorchTrainer trial
+    """Every socket that any process of the sweep's local Ray listens on, gathered while a Ray Train trial
     trains (GCS, raylet, agents, Tune and Train actors, the seed workers), is on 127.0.0.1."""
     data = tiny_spec("loopback", {"mode": "grid"}, epochs=6, steps_per_epoch=100)
     out, log = tmp_path / "out", tmp_path / "sweep.log"
@@ -481,7 +481,7 @@ def diverging_copy(dataset: Path, path: Path) -> Path:
     return write_d4rl_hdf5(path, data, {})
 
 
-@pytest.mark.parametrize("trainable", ["train", "function", "packed"])
+@pytest.mark.parametrize("trainable", [pytest.param("train", marks=pytest.mark.slow), "function", "packed"])  # ~1 min
 def test_a_diverged_trial_is_a_failed_trial_and_the_sweep_succeeds(ray_session, tmp_path, capsys, trainable):
     """One trial on the toy data, one on a copy whose rewards overflow: Tune records the second as failed (so
     Optuna would see a failure and ASHA no score), trial.json says diverged and where, the ranking prints
