@@ -17,6 +17,7 @@ The head runs with ``RAY_AUTH_MODE=token`` and a fresh random ``RAY_AUTH_TOKEN``
 folder so that no token file on this machine is picked up by accident.
 """
 
+import json
 import os
 import re
 import secrets
@@ -129,6 +130,8 @@ def free_ports(count: int) -> list[int]:
 class Head:
     process: subprocess.Popen
     address: str
+    """the job server's (dashboard's) URL"""
+    gcs_address: str
     token: str
     temp_dir: Path
     home: Path
@@ -150,10 +153,11 @@ class Head:
         return self.run(str(BIN / "erdiff"), *args, token=self.token if with_token else None, timeout=timeout)
 
 
-def start_head(temp_dir: Path, home: Path, token: str) -> Head:
+def start_head(temp_dir: Path, home: Path, token: str, num_cpus: int = 2) -> Head:
     ports = free_ports(len(PORT_OPTIONS))
-    command = [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--dashboard-host", "127.0.0.1",
-               "--disable-usage-stats", "--temp-dir", str(temp_dir), "--object-store-memory", str(200 * 2**20),
+    command = [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus", str(num_cpus),
+               "--dashboard-host", "127.0.0.1", "--disable-usage-stats", "--temp-dir", str(temp_dir),
+               "--object-store-memory", str(200 * 2**20),
                "--min-worker-port", "0", "--max-worker-port", "0"]
     for option, port in zip(PORT_OPTIONS, ports):
         command += [option, str(port)]
@@ -162,7 +166,8 @@ def start_head(temp_dir: Path, home: Path, token: str) -> Head:
                PATH=f"{BIN}:{env['PATH']}")  # the jobs' `python` is this venv's
     log = (temp_dir / "head.log").open("w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    head = Head(process, f"http://127.0.0.1:{ports[PORT_OPTIONS.index('--dashboard-port')]}", token, temp_dir, home)
+    head = Head(process, f"http://127.0.0.1:{ports[PORT_OPTIONS.index('--dashboard-port')]}",
+                f"127.0.0.1:{ports[PORT_OPTIONS.index('--port')]}", token, temp_dir, home)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -328,17 +333,32 @@ def test_the_readmes_plain_ray_job_submit_line_runs_the_same_sweep(head, tmp_pat
     assert_quickstart_results(out)
 
 
-def test_jobs_stop_stops_a_running_sweep(head, tmp_path):
-    # Last in this module: a stopped Ray Train sweep can leave placement groups behind (see the report).
-    submitted = head.erdiff("submit", SPEC, "--address", head.address, "--no-wait", "--no-pip",
-                            "--out", str(tmp_path / "stopped"))
+def placement_groups(head: Head) -> list[dict]:
+    """Every placement group of the head's cluster, from Ray's state API on its job server."""
+    request = urllib.request.Request(f"{head.address}/api/v0/placement_groups?limit=10000&detail=1",
+                                     headers={"Authorization": f"Bearer {head.token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["data"]["result"]["result"]
+
+
+def test_jobs_stop_stops_a_running_sweep_and_frees_its_placement_groups(head, tmp_path):
+    """Stopped while its trials train (placement groups of drivers and seed workers reserved): the job stops and,
+    as the earlier report "a stopped job left placement groups reserved" is checked here, its groups go."""
+    out = tmp_path / "stopped"
+    submitted = head.erdiff("submit", SPEC, "--address", head.address, "--no-wait", "--no-pip", "--out", str(out))
     assert submitted.returncode == 0, submitted.stderr
     job = submission_id(submitted.stdout)
-    deadline = time.monotonic() + 120
-    while "RUNNING" not in head.erdiff("jobs", "status", job, "--address", head.address).stdout:
-        assert time.monotonic() < deadline, "the job did not start within 120 s"
+    deadline = time.monotonic() + 300
+    while not list(out.glob("trials/*/trial.json")):
+        assert time.monotonic() < deadline, "no trial of the job reported within 300 s"
         time.sleep(1)
+    assert [pg for pg in placement_groups(head) if pg["state"] == "CREATED"]
     stopped = head.erdiff("jobs", "stop", job, "--wait", "--address", head.address)
     assert stopped.returncode == 0 and f"job {job} STOPPED" in stopped.stdout
     again = head.erdiff("jobs", "stop", job, "--address", head.address)
     assert f"job {job} was not running (STOPPED)" in again.stdout
+    deadline = time.monotonic() + 120
+    while [pg for pg in placement_groups(head) if pg["state"] != "REMOVED"]:
+        assert time.monotonic() < deadline, f"placement groups still reserved 120 s after the stop: " \
+                                            f"{[pg for pg in placement_groups(head) if pg['state'] != 'REMOVED']}"
+        time.sleep(1)

@@ -56,7 +56,8 @@ def tiny_run(run_dir, dataset, scores, stop_after_first=False):
 def test_seed_report_reads_the_run_directory(tmp_path, linear_dataset):
     tiny_run(tmp_path, linear_dataset, iter([10, 20, 30]))
     report = seed_report(tmp_path, 7, Objective(last_k=2), planned_evaluations=3)
-    assert report == {"seed": 7, "value": 25.0, "evaluation": 3, "planned_evaluations": 3, "step": 15, "epoch": 3}
+    assert report == {"seed": 7, "value": 25.0, "evaluation": 3, "planned_evaluations": 3, "step": 15, "epoch": 3,
+                      "diverged": False}
 
 
 def test_snapshot_restore_sets_a_seed_back_to_the_checkpoint(tmp_path, linear_dataset):

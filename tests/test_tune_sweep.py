@@ -1,12 +1,15 @@
 """Sweeps end to end on a real local Ray (CPU): grids, Optuna, a killed seed worker, an interrupted driver.
 
 Each test runs its own Ray in a private temp dir (RAY_TMPDIR) and its teardown shuts it down and kills any
-process left from that session only (found by its environment), never other Ray instances on the machine.
-Only the smallest TorchTrainer sweep runs by default; the others are marked slow (`pytest -m slow`).
+process left from that session only (found by its environment or by its open files in the temp dir: Ray's
+agents overwrite their environment), never other Ray instances on the machine.
+Only the smallest Ray Train sweep runs by default; the others are marked slow (`pytest -m slow`).
 """
 
+import ipaddress
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -15,34 +18,41 @@ import tempfile
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import ray
 import yaml
 
 from erdiff import results
+from erdiff.data.write import write_d4rl_hdf5
+from erdiff.runlock import LOCK_FILE
+from erdiff.tasks import local_dataset_path
 from erdiff.train import train
+from tune import local_ray
 from tune.aggregate import TRIAL_FILE, read_trial_records
-from tune.snapshots import read_sessions
+from tune.snapshots import SESSIONS_FILE, read_sessions
 from tune.spec import parse_spec
 from tune.sweep import SPEC_FILE, SweepError, run_sweep
+from tune.trust import UntrustedStateError, check_tune_state
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def session_processes(temp_dir: Path) -> list[int]:
-    """Processes (other than this one) started with RAY_TMPDIR=temp_dir: the Ray session of one test."""
+    """Processes (other than this one) started with RAY_TMPDIR=temp_dir or holding a file in it open: the Ray
+    sessions of one test."""
     marker = f"RAY_TMPDIR={temp_dir}".encode()
-    pids = []
+    pids = set(local_ray.session_processes(str(temp_dir)))
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             if marker in (entry / "environ").read_bytes().split(b"\0"):
-                pids.append(int(entry.name))
+                pids.add(int(entry.name))
         except OSError:  # gone, or not ours to read
             continue
-    return pids
+    return sorted(pids)
 
 
 def kill_session_processes(temp_dir: Path) -> None:
@@ -53,8 +63,19 @@ def kill_session_processes(temp_dir: Path) -> None:
             pass
 
 
+@pytest.fixture(scope="session")
+def private_home(tmp_path_factory):
+    """One HOME for every sweep of the test session: the local-Ray records and Ray's auth token land there.
+
+    Set once: a process keeps the auth token of its first ray.init, and a later local Ray started under another
+    HOME (with another token) never comes up."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+        yield Path(os.environ["HOME"])
+
+
 @pytest.fixture
-def ray_session(tmp_path_factory, monkeypatch):
+def ray_session(private_home, tmp_path_factory, monkeypatch):
     """A private Ray temp dir and dataset dir for this test; no Ray process of it outlives the test."""
     temp_dir = Path(tempfile.mkdtemp(prefix="erdt-", dir="/tmp"))  # short: Ray's socket paths are length-limited
     monkeypatch.setenv("RAY_TMPDIR", str(temp_dir))
@@ -109,7 +130,7 @@ def without_time(records: list[dict]) -> list[dict]:
 
 
 def test_sweep_with_torch_trainer(ray_session, tmp_path, capfd):
-    """One configuration x 2 seeds, one TorchTrainer worker per seed; then the results folder guards itself.
+    """One configuration x 2 seeds, one Ray Train worker per seed; then the results folder guards itself.
 
     The smallest real sweep, kept in the default suite (the 2 x 2 grid is marked slow)."""
     data = tiny_spec("grid_small", {"mode": "grid", "space": {"agent.ent_coef": {"grid": [0.001]}}})
@@ -127,6 +148,52 @@ def test_sweep_with_torch_trainer(ray_session, tmp_path, capfd):
         run_sweep(changed, out, resume=True)
     with pytest.raises(SweepError, match="nothing to resume"):
         run_sweep(spec, tmp_path / "elsewhere", resume=True)
+
+
+class RunsCode:
+    """A pickle that runs a shell command when loaded: the issue's replaced tuner.pkl."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_resume_refuses_tune_state_that_someone_else_could_have_written(ray_session, tmp_path):
+    """A real sweep, then its tuner.pkl replaced by a pickle that runs `touch MARKER`: a resume refuses before
+    unpickling anything when the state is writable by others, owned by another user, or sits below a folder
+    others can write; with --trust-tune-state the pickle runs (which is why the check exists)."""
+    spec = parse_spec(tiny_spec("trust", {"mode": "grid"}, trainable="function", epochs=1))
+    out = tmp_path / "out"
+    assert run_sweep(spec, out) == 0
+    experiment = out / "ray" / "trust"
+    check_tune_state(str(experiment), str(out))  # the state Tune wrote itself passes
+
+    marker = tmp_path / "marker"
+    tuner_pkl = experiment / "tuner.pkl"
+    tuner_pkl.write_bytes(pickle.dumps(RunsCode(f"touch {marker}")))
+    tuner_pkl.chmod(0o646)
+    with pytest.raises(UntrustedStateError, match=r"tuner.pkl is writable by others; start a new sweep with "
+                                                  r"another --out, or, .* pass --trust-tune-state"):
+        run_sweep(spec, out, resume=True)
+    tuner_pkl.chmod(0o644)
+    os.chown(tuner_pkl, 12345, -1)
+    with pytest.raises(UntrustedStateError, match=r"tuner.pkl is owned by uid 12345"):
+        run_sweep(spec, out, resume=True)
+    os.chown(tuner_pkl, os.geteuid(), -1)
+    (out / "ray").chmod(0o777)  # anyone could have swapped the experiment folder
+    with pytest.raises(UntrustedStateError, match=r"ray is writable by others"):
+        run_sweep(spec, out, resume=True)
+    assert not marker.exists()
+
+    (out / "ray").chmod(0o755)
+    with pytest.raises(UntrustedStateError, match="cannot check who could write an object store"):
+        run_sweep(parse_spec({**tiny_spec("trust", {"mode": "grid"}), "storage": "s3://bucket/sweeps"}), out,
+                  resume=True)
+    with pytest.raises(Exception):  # noqa: B017 -- whatever Tune makes of the pickle's return value
+        run_sweep(spec, out, resume=True, trust_tune_state=True)
+    assert marker.exists()
 
 
 def test_packed_sweep_trains_the_seeds_of_a_trial_together(ray_session, tmp_path):
@@ -205,7 +272,7 @@ def trial_evaluation(trial_dir: Path) -> int:
 
 @pytest.mark.slow
 def test_a_killed_seed_worker_resumes_from_its_checkpoint(ray_session, tmp_path):
-    """SIGKILL one TorchTrainer worker mid-trial: Ray Train restarts the workers from the latest checkpoint and
+    """SIGKILL one Ray Train worker mid-trial: Ray Train restarts the workers from the latest checkpoint and
     the trial ends with exactly the metrics of an uninterrupted one."""
     data = tiny_spec("killed", {"mode": "grid"}, epochs=12, steps_per_epoch=200)
     spec_path = write_spec(tmp_path / "killed.yaml", data)
@@ -307,3 +374,186 @@ def test_asha_stops_weak_trials_and_marks_them_stopped(ray_session, tmp_path):
             run_dir = out / "trials" / record["trial"] / f"seed_{seed}"
             assert 2 <= len(results.read_metrics(run_dir)) < 8
             assert results.read_summary(run_dir)["status"] == "stopped"
+
+
+# ---------------------------------------------------------------- the local Ray: loopback only, nothing left
+
+
+def listening_addresses(pids: list[int]) -> set[tuple[int, str]]:
+    """(pid, local address) of every listening TCP socket and bound, unconnected UDP socket of ``pids``."""
+    owners = {}
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    owners[int(link[8:-1])] = pid
+        except OSError:  # gone meanwhile
+            continue
+    found = set()
+    for table in ("tcp", "tcp6", "udp", "udp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1].split(":")[0], fields[3], int(fields[9])
+            if inode in owners and state == ("0A" if table.startswith("tcp") else "07"):  # LISTEN / UDP CLOSE
+                raw = b"".join(bytes.fromhex(local[i:i + 8])[::-1] for i in range(0, len(local), 8))
+                found.add((owners[inode], str(ipaddress.ip_address(raw))))
+    return found
+
+
+def is_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return ip.is_loopback or (ip.version == 6 and ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback)
+
+
+def the_session_dir(temp_dir: Path) -> str:
+    """The one Ray session under the test's RAY_TMPDIR."""
+    sessions = [p for p in (temp_dir / "ray").glob("session_2*") if not p.is_symlink()]
+    assert len(sessions) == 1, sessions
+    return str(sessions[0])
+
+
+def test_a_local_sweep_listens_on_loopback_only(ray_session, tmp_path):
+    """Every socket that any process of the sweep's local Ray listens on, gathered while a Ray Train trial
+    trains (GCS, raylet, agents, Tune and Train actors, the seed workers), is on 127.0.0.1."""
+    data = tiny_spec("loopback", {"mode": "grid"}, epochs=6, steps_per_epoch=100)
+    out, log = tmp_path / "out", tmp_path / "sweep.log"
+    sweep = start_sweep(write_spec(tmp_path / "loopback.yaml", data), out, log)
+    seen = set()
+    try:
+        wait_for(lambda: trial_evaluation(out / "trials" / "000_toy") >= 1, 240, "a first evaluation", sweep)
+        session_dir = the_session_dir(ray_session)
+        while trial_evaluation(out / "trials" / "000_toy") < 4 and sweep.poll() is None:
+            seen |= listening_addresses(local_ray.session_processes(session_dir))
+            time.sleep(0.5)
+        assert sweep.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert len({pid for pid, _ in seen}) >= 5, seen  # GCS, raylet, agents, workers at least
+    assert {entry for entry in seen if not is_loopback(entry[1])} == set()
+    assert local_ray.session_processes(session_dir) == []  # a finished sweep leaves nothing either
+
+
+def test_a_record_that_names_no_ray_session_is_left_alone(private_home, tmp_path):
+    """A record whose directory is not the Ray session it is named after kills nothing, although its driver is
+    gone: else a damaged record naming, say, "/" would kill every process with an open file."""
+    (tmp_path / "held").touch()
+    bystander = subprocess.Popen(["sleep", "600"], stdin=(tmp_path / "held").open())
+    record = local_ray.records_dir() / "session_2026-01-01_00-00-00_000000_1.json"
+    results.write_json(record, {"driver_pid": 2**22 + 1, "driver_start_time": 0, "session_dir": str(tmp_path)})
+    try:
+        assert local_ray.end_dead_sessions() == [] and bystander.poll() is None
+    finally:
+        record.unlink()
+        bystander.kill()
+        bystander.wait()
+
+
+def test_the_next_sweep_ends_what_a_killed_sweep_left(ray_session, tmp_path):
+    """SIGKILL the driver of a local sweep mid-trial (Ray's dashboard and runtime-env agents would outlive it,
+    listening): the clean-up that every sweep runs first ends every process of that Ray session."""
+    data = tiny_spec("killed_driver", {"mode": "grid"}, trainable="function", epochs=20, steps_per_epoch=100)
+    out, log = tmp_path / "out", tmp_path / "sweep.log"
+    sweep = start_sweep(write_spec(tmp_path / "killed_driver.yaml", data), out, log)
+    try:
+        wait_for(lambda: trial_evaluation(out / "trials" / "000_toy") >= 1, 240, "a first evaluation", sweep)
+        session_dir = the_session_dir(ray_session)
+        sweep.send_signal(signal.SIGKILL)
+        sweep.wait(timeout=30)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert local_ray.session_processes(session_dir)  # the driver's Ray outlives it, for a while at least
+    assert local_ray.end_dead_sessions()
+    assert local_ray.session_processes(session_dir) == []
+    assert not list(local_ray.records_dir().glob("*.json"))
+
+
+# ---------------------------------------------------------------- divergence: a result, not a failure
+
+
+def diverging_copy(dataset: Path, path: Path) -> Path:
+    """``dataset`` with every reward 1e38: the critic's targets overflow float32 within the first steps."""
+    with h5py.File(dataset) as handle:
+        data = {key: handle[key][()] for key in handle if isinstance(handle[key], h5py.Dataset)}
+    data["rewards"] = np.full_like(data["rewards"], 1e38)
+    return write_d4rl_hdf5(path, data, {})
+
+
+@pytest.mark.parametrize("trainable", [pytest.param("train", marks=pytest.mark.slow), "function", "packed"])  # ~1 min
+def test_a_diverged_trial_is_a_failed_trial_and_the_sweep_succeeds(ray_session, tmp_path, capsys, trainable):
+    """One trial on the toy data, one on a copy whose rewards overflow: Tune records the second as failed (so
+    Optuna would see a failure and ASHA no score), trial.json says diverged and where, the ranking prints
+    diverged, the exit code is 0; the retry Tune makes (failure.trial_retries) fails at once, training nothing."""
+    good = local_dataset_path("toy")  # in the test's own ERDIFF_DATA_DIR
+    bad = diverging_copy(good, tmp_path / "bad.hdf5")
+    data = tiny_spec("diverge", {"mode": "grid", "space": {"train.dataset": {"grid": [str(good), str(bad)]}}},
+                     trainable=trainable, concurrency=1, failure={"trial_retries": 1, "worker_retries": 1})
+    out = tmp_path / "out"
+    assert run_sweep(parse_spec(data), out) == 0
+    records = {r["params"]["train.dataset"]: r for r in read_trial_records(out)}
+    assert records[str(good)]["status"] == "completed"
+    diverged = records[str(bad)]
+    assert diverged["status"] == "diverged" and diverged["objective"]["mean"] is None
+    assert diverged["divergence"] and set(diverged["divergence"]) <= {"seed_0", "seed_1"}
+    for seed in (0, 1):
+        run_dir = out / "trials" / diverged["trial"] / f"seed_{seed}"
+        summary = results.read_summary(run_dir)  # None: a seed that trainable function did not reach
+        if summary is not None and summary["status"] == "diverged":
+            assert diverged["divergence"][f"seed_{seed}"] == summary["divergence"]
+        assert all(np.isfinite(r["critic_loss"]) for r in results.read_metrics(run_dir))
+        assert len(read_sessions(run_dir)) == 1  # the retry restored the diverged checkpoint and trained nothing
+    ranking = capsys.readouterr().out.splitlines()
+    assert ranking[-1].split()[:2] == [diverged["trial"], "diverged"]  # last, and no score
+
+
+# ---------------------------------------------------------------- run-directory locks
+
+
+HOLD_LOCK = """
+import sys, time
+from erdiff.runlock import hold_run_dirs
+with hold_run_dirs([sys.argv[1]]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def lock_openers(run_dir: Path) -> set[int]:
+    """Processes that have the run directory's lock file open (holding or waiting for the lock)."""
+    lock = str(run_dir / LOCK_FILE)
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and any(os.readlink(fd) == lock for fd in (entry / "fd").iterdir()):
+                pids.add(int(entry.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return pids
+
+
+def test_a_trial_waits_for_a_dying_workers_lock_and_not_for_a_dead_ones(ray_session, tmp_path):
+    """A process of an earlier attempt still writes seed 0's run directory (holds its lock): the trial waits for
+    it before restoring anything there; once that process is SIGKILLed its lock is gone and the trial trains."""
+    data = tiny_spec("locked", {"mode": "grid"}, trainable="function", epochs=2)
+    out, log = tmp_path / "out", tmp_path / "sweep.log"
+    seed_dir = out / "trials" / "000_toy" / "seed_0"
+    seed_dir.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(seed_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        sweep = start_sweep(write_spec(tmp_path / "locked.yaml", data), out, log)
+        try:
+            wait_for(lambda: lock_openers(seed_dir) - {holder.pid}, 240, "the trial to wait for the lock", sweep)
+            assert not (seed_dir / SESSIONS_FILE).exists()  # nothing restored or trained under another's lock
+            holder.kill()
+            assert sweep.wait(timeout=300) == 0, log.read_text()[-3000:]
+        finally:
+            if sweep.poll() is None:
+                sweep.kill()
+    finally:
+        holder.kill()
+        holder.wait()
+    check_sweep_results(out, parse_spec(data))
+    assert len(read_sessions(seed_dir)) == 1

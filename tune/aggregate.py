@@ -23,6 +23,8 @@ from erdiff import results
 from tune.spec import Objective
 
 TRIAL_FILE = "trial.json"
+DIVERGED = "diverged"
+"""The status of a run whose loss, Q or gradient norm became non-finite (summary.json), and of its trial."""
 
 
 def smoothed_value(records: list[dict], metric: str, last_k: int) -> float | None:
@@ -40,20 +42,23 @@ def count_evaluations(epochs: int, eval_every: int) -> int:
 
 
 def seed_report(run_dir: str | Path, seed: int, objective: Objective, planned_evaluations: int) -> dict:
-    """What one seed reports after an evaluation: its smoothed value and where it stands."""
+    """What one seed reports after an evaluation: its smoothed value, where it stands, whether it diverged."""
     records = results.read_metrics(run_dir)
     last = records[-1] if records else {"step": 0, "epoch": 0}
+    summary = results.read_summary(run_dir) or {}
     return {"seed": seed, "value": smoothed_value(records, objective.metric, objective.last_k),
             "evaluation": len(records), "planned_evaluations": planned_evaluations,
-            "step": last["step"], "epoch": last["epoch"]}
+            "step": last["step"], "epoch": last["epoch"], "diverged": summary.get("status") == DIVERGED}
 
 
 def aggregate(reports: list[dict]) -> dict:
     """The trial's result from its seeds' reports for the same evaluation (see the module docstring).
 
-    ``objective`` is NaN while no seed has a value (a metric that is never recorded).
+    ``objective`` is NaN while no seed has a value (a metric that is never recorded), and once a seed diverged:
+    the trial then has no score (NaN ranks nowhere in ASHA) and fails (tune.trainable.SeedDiverged).
     """
-    values = [r["value"] for r in reports if r["value"] is not None]
+    diverged = any(r.get("diverged") for r in reports)
+    values = [] if diverged else [r["value"] for r in reports if r["value"] is not None]
     return {
         "objective": float(np.mean(values)) if values else math.nan,
         "objective_std": float(np.std(values)) if values else math.nan,
@@ -67,10 +72,11 @@ def aggregate(reports: list[dict]) -> dict:
 
 
 def trial_record(sweep: str, trial: str, task: str, params: dict, objective: Objective, result: dict | None,
-                 status: str) -> dict:
-    """The content of ``<out>/trials/<trial>/trial.json``: the configuration and its latest seed aggregate."""
+                 status: str, divergence: dict | None = None) -> dict:
+    """The content of ``<out>/trials/<trial>/trial.json``: the configuration and its latest seed aggregate;
+    for a diverged trial, where each diverged seed did (``divergence``: ``seed_<k>`` -> step, epoch, quantity)."""
     result = result or {}
-    return {
+    record = {
         "sweep": sweep,
         "trial": trial,
         "task": task,
@@ -83,6 +89,9 @@ def trial_record(sweep: str, trial: str, task: str, params: dict, objective: Obj
         "planned_evaluations": result.get("planned_evaluations"),
         "step": result.get("step", 0),
     }
+    if divergence:
+        record["divergence"] = divergence
+    return record
 
 
 def write_trial_record(trial_dir: str | Path, record: dict) -> None:

@@ -27,6 +27,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted sweep in --out: finished trials are kept, unfinished ones "
                              "continue from their latest checkpoints")
+    parser.add_argument("--trust-tune-state", action="store_true",
+                        help="DANGEROUS: resume even when Ray Tune's state in --out could have been written by "
+                             "another user, or lies in an object store (s3://, gs://): resuming unpickles that "
+                             "state, which runs any code it holds (README, 'Reliability')")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the trials, resources and estimated GPU-hours, then exit without running")
     parser.epilog = "spec fields:\n" + "\n".join(f"  {key}: {text}" for key, text in FIELD_HELP.items())
@@ -46,4 +50,4 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from tune.sweep import run_sweep
 
-    return run_sweep(spec, out_dir, address=args.address, resume=args.resume)
+    return run_sweep(spec, out_dir, address=args.address, resume=args.resume, trust_tune_state=args.trust_tune_state)

@@ -59,8 +59,10 @@ def _link_or_copy(source: Path, target: Path) -> None:
 def restore_run_dir(run_dir: Path, snapshot: Path | None, seed: int) -> None:
     """Set ``run_dir`` to the seed's files in ``snapshot`` (a checkpoint directory), or empty it without one."""
     source = snapshot / seed_dir_name(seed) if snapshot is not None else None
-    if source is not None and not (source / results.CHECKPOINT_FILE).is_file():
+    if source is not None and not any((source / name).is_file() for name in (results.CHECKPOINT_FILE,
+                                                                           results.SUMMARY_FILE)):
         source = None  # a checkpoint reported before this seed existed in it: nothing to restore
+    # (a seed that diverged before its first checkpoint has a summary and no checkpoint.pt: restored as is)
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
         target = run_dir / name

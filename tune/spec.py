@@ -7,7 +7,7 @@ the resources of one seed worker. Example (``tune/configs/quickstart.yaml``)::
     name: quickstart
     tasks: [toy]
     seeds: 2                       # a count (seeds 0..n-1) or a list of seeds
-    trainable: train               # a TorchTrainer per trial, one worker per seed (or: function, packed)
+    trainable: train               # a Ray Train trainer per trial, one worker per seed (or: function, packed)
     config:                        # fixed config, on top of each task's preset
       agent: {num_critics: 4, hidden_dim: 32}
       train: {epochs: 20, steps_per_epoch: 20, eval_every: 4, eval_episodes: 10}
@@ -51,7 +51,7 @@ FIELD_HELP = {
     "name": "the sweep's name: results go to results/<name> by default (letters, digits, . _ -)",
     "tasks": "list of task names; each configuration is trained on each task (optuna: exactly one task)",
     "seeds": "seeds per configuration: a count n (seeds 0..n-1) or a list of seeds (default 1)",
-    "trainable": "train (default: a TorchTrainer per trial, one worker per seed), function (the seeds run "
+    "trainable": "train (default: a Ray Train trainer per trial, one worker per seed), function (the seeds run "
                  "one after another in one process: much less overhead on small machines) or packed (the seeds "
                  "train together in one process as one batched model, equal to separate runs; resources are "
                  "those of the whole trial)",
@@ -81,7 +81,7 @@ OBJECTIVE_METRICS = tuple(k for k in METRIC_KEYS if k not in ("step", "epoch", "
 EVALUATION_METRICS = ("return_mean", "return_std", "normalized_score_mean", "normalized_score_std")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DRIVER_CPU = 0.01
-"""CPU reserved by the Tune trial that drives a TorchTrainer: the workers do the work (docs/stack.md §3.1)."""
+"""CPU reserved by the Tune trial that drives a Ray Train trainer: the workers do the work (docs/stack.md §3.1)."""
 
 
 @dataclass(frozen=True)

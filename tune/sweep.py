@@ -10,10 +10,11 @@ cluster. Where results land::
     <storage>/train/<trial>/                 Ray Train checkpoints of trainable: train
 
 Without --address (and without RAY_ADDRESS, which `ray job submit` sets) the sweep starts its own local Ray
-sized to this machine, never attaching to another Ray instance; the dashboard listens on 127.0.0.1 only and
-stays on (Ray Train needs it to release stopped trials' workers, docs/stack.md §3.2). Ray 2.59+ turns token
-authentication on for local clusters: this process handles it; `ray job submit` against a cluster needs
-RAY_AUTH_MODE=token or a token (cluster/ README).
+sized to this machine, never attaching to another Ray instance; every one of its services listens on
+127.0.0.1 only, and no process of it outlives the sweep by more than the start of the next sweep, even when
+this driver is SIGKILLed (tune.local_ray). The dashboard stays on (Ray Train needs it to release stopped
+trials' workers, docs/stack.md §3.2). Ray 2.59+ turns token authentication on for local clusters: this process
+handles it; `ray job submit` against a cluster needs RAY_AUTH_MODE=token or a token (cluster/ README).
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ import yaml
 from cluster.storage import URI_SCHEME, check_out_dir_for_cluster, check_storage_for_cluster
 from erdiff import results
 from erdiff.errors import ErdiffError
-from tune.aggregate import read_trial_records, trial_record, write_trial_record
+from tune import local_ray
+from tune.aggregate import DIVERGED, read_trial_records, trial_record, write_trial_record
 from tune.plan import check_cluster_fits
 from tune.spec import SweepSpec, scheduler_grace_period, scheduler_max_t, trial_name
-from tune.trainable import SweepContext, make_trainable
+from tune.trainable import SweepContext, diverged_seeds, make_trainable
+from tune.trust import check_tune_state
 
 SPEC_FILE = "sweep.yaml"
 METRIC = "objective"
@@ -43,23 +46,28 @@ class SweepError(ErdiffError):
     """The results folder does not fit the request (a sweep already there, nothing to resume, ...)."""
 
 
-def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, resume: bool = False) -> int:
-    """Run (or with ``resume`` continue) ``spec``; return 0 when every trial finished, 1 otherwise."""
+def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, resume: bool = False,
+              trust_tune_state: bool = False) -> int:
+    """Run (or with ``resume`` continue) ``spec``; return 0 when every trial finished or diverged, 1 otherwise.
+
+    A resume first checks that no one else could have written Tune's state (tune.trust), unless
+    ``trust_tune_state``."""
     if URI_SCHEME.match(str(out_dir)):  # refused on any cluster: run directories are plain files
         check_out_dir_for_cluster(str(out_dir), num_nodes=1)
     context = SweepContext(spec, str(Path(out_dir).resolve()), spec.storage_for(out_dir))
     experiment = f"{context.storage}/{spec.name}"
-    _check_results_folder(context, experiment, resume)
+    _check_results_folder(context, experiment, resume, trust_tune_state)
     # Tune saves its state whenever a trial reports a checkpoint (it keeps the last two): with evaluations a
     # few seconds apart (small tasks) it would warn about every one of those saves.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    started_here = connect(address)
+    local_ray.end_dead_sessions()  # what a killed local sweep left (tune.local_ray)
+    session = connect(address)
     try:
         # Before anything is written: on several nodes, run directories and Tune state need shared storage.
         num_nodes = sum(1 for node in ray.nodes() if node["Alive"])
         check_out_dir_for_cluster(context.out_dir, num_nodes)
         check_storage_for_cluster(context.storage, num_nodes)
-        shortage = check_cluster_fits(spec, ray.cluster_resources(), local=started_here)
+        shortage = check_cluster_fits(spec, ray.cluster_resources(), local=session is not None)
         if shortage:
             print(f"warning: {shortage}; its trials wait until the cluster grows", file=sys.stderr)
         if resume:
@@ -71,13 +79,16 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, 
             tuner = build_tuner(context)
         grid = tuner.fit()
     finally:
-        if started_here:
+        if session is not None:
             ray.shutdown()
+            local_ray.end_session(*session)  # the agents may outlive a shutdown too
     return _print_outcome(context, grid)
 
 
-def connect(address: str | None) -> bool:
-    """Connect to ``address``, to the job's cluster (RAY_ADDRESS) or start a local Ray; True if started here."""
+def connect(address: str | None) -> tuple[Path, str] | None:
+    """Connect to ``address``, to the job's cluster (RAY_ADDRESS) or start a local Ray.
+
+    For a local Ray started here: its record and session directory (tune.local_ray), else None."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home
     if address:
         try:
@@ -86,12 +97,15 @@ def connect(address: str | None) -> bool:
             raise SweepError(f"cannot connect to the Ray cluster at {address} ({err}); a cluster of Ray 2.59 or "
                              "newer wants an auth token: set RAY_AUTH_MODE=token (the token is read from "
                              "RAY_AUTH_TOKEN or ~/.ray/auth_token)") from err
-        return False
+        return None
     if os.environ.get("RAY_ADDRESS"):
         ray.init()  # inside `ray job submit`: the cluster's resources, not ours
-        return False
-    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True, dashboard_host="127.0.0.1")
-    return True
+        return None
+    with local_ray.loopback_only():
+        context = ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True,
+                           dashboard_host="127.0.0.1")
+    session_dir = context.address_info["session_dir"]
+    return local_ray.record_session(session_dir), session_dir
 
 
 def build_tuner(context: SweepContext) -> ray.tune.Tuner:
@@ -157,7 +171,8 @@ class TrialRecorder(ray.tune.Callback):
     """Writes ``<out>/trials/<trial>/trial.json`` on this (the driver's) machine from the trials' results.
 
     A trial that ends before its last evaluation (stopped by ASHA) is recorded as stopped, and so are its
-    seeds' summaries, which the killed workers left at 'running'.
+    seeds' summaries, which the killed workers left at 'running'. A trial that failed because a seed diverged
+    (tune.trainable.SeedDiverged) is recorded as diverged, with where each diverged seed did.
     """
 
     def __init__(self, context: SweepContext):
@@ -174,12 +189,13 @@ class TrialRecorder(ray.tune.Callback):
         self._record(trial, result, "completed" if finished else "stopped")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._record(trial, trial.last_result, "error")
+        divergence = {f"seed_{seed}": where for seed, where in diverged_seeds(self.context, str(trial)).items()}
+        self._record(trial, trial.last_result, DIVERGED if divergence else "error", divergence)
 
-    def _record(self, trial, result: dict | None, status: str) -> None:
+    def _record(self, trial, result: dict | None, status: str, divergence: dict | None = None) -> None:
         spec, request = self.context.spec, trial.config["trial"]
         record = trial_record(spec.name, str(trial), request["task"], request["params"], spec.objective, result,
-                              status)
+                              status, divergence)
         write_trial_record(Path(self.context.out_dir) / "trials" / str(trial), record)
 
     def _mark_seeds_stopped(self, trial: str) -> None:
@@ -190,8 +206,11 @@ class TrialRecorder(ray.tune.Callback):
                 results.write_json(run_dir / results.SUMMARY_FILE, {**summary, "status": "stopped"})
 
 
-def _check_results_folder(context: SweepContext, experiment: str, resume: bool) -> None:
+def _check_results_folder(context: SweepContext, experiment: str, resume: bool, trust_tune_state: bool) -> None:
     saved_spec = Path(context.out_dir) / SPEC_FILE
+    if resume and not trust_tune_state:
+        inside_out = Path(context.out_dir) in Path(context.storage).parents
+        check_tune_state(experiment, root=context.out_dir if inside_out else context.storage)
     can_restore = ray.tune.Tuner.can_restore(experiment)
     if not resume:
         if saved_spec.exists() or can_restore:
@@ -210,7 +229,10 @@ def _check_results_folder(context: SweepContext, experiment: str, resume: bool) 
 
 
 def _print_outcome(context: SweepContext, grid) -> int:
-    """A ranked list of the sweep's trials from their trial.json files; 1 if a trial failed."""
+    """A ranked list of the sweep's trials from their trial.json files; 1 if a trial failed.
+
+    A diverged trial is a result of its configuration, not a failure of the sweep: listed last, as diverged.
+    """
     spec = context.spec
     records = read_trial_records(context.out_dir)
     sign = -1 if spec.objective.mode == "max" else 1
@@ -220,10 +242,11 @@ def _print_outcome(context: SweepContext, grid) -> int:
           f"{len(spec.seeds)} seeds); results in {context.out_dir}")
     for record in records:
         mean, std = record["objective"]["mean"], record["objective"]["std"]
-        shown = "-" if mean is None else f"{mean:.4g} ± {std:.2g}"
+        shown = DIVERGED if record["status"] == DIVERGED else "-" if mean is None else f"{mean:.4g} ± {std:.2g}"
         print(f"  {record['trial']:<48} {shown:>20}  evaluation {record['evaluation']}/"
               f"{record['planned_evaluations']}  {record['status']}")
-    return 1 if grid.errors else 0
+    diverged = sum(record["status"] == DIVERGED for record in records)
+    return 1 if len(grid.errors) > diverged else 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Two ways to run a trial, chosen by the spec's ``trainable``:
 
 ``train`` (default), :func:`drive_seed_workers`
-    The Tune trial is a light driver (0.01 CPU) that builds and fits a Ray Train ``TorchTrainer`` with one
+    The Tune trial is a light driver (0.01 CPU) that builds and fits a Ray Train ``DataParallelTrainer`` with one
     worker per seed, each with the spec's CPUs and GPU fraction. Every worker runs erdiff's training loop
     for its seed (:func:`train_seed_worker`) and reports after each evaluation through ``ray.train.report``
     with a snapshot of its run directory as checkpoint. :class:`SeedAggregateCallback` turns the workers'
@@ -12,7 +12,7 @@ Two ways to run a trial, chosen by the spec's ``trainable``:
 
 ``function``, :func:`run_seeds_in_process`
     A plain Tune function trainable that advances the seeds in one process, one evaluation period each in
-    turn, and reports the aggregate with ``ray.tune.report`` and a ``ray.tune.Checkpoint``. No TorchTrainer:
+    turn, and reports the aggregate with ``ray.tune.report`` and a ``ray.tune.Checkpoint``. No Ray Train:
     far less overhead on small machines, the seeds share one worker's resources.
 
 ``packed``, also :func:`run_seeds_in_process`
@@ -32,12 +32,13 @@ from pathlib import Path
 
 import ray.train
 import ray.tune
-from ray.train.torch import TorchConfig, TorchTrainer
+from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from erdiff import results
+from erdiff.runlock import hold_run_dirs
 from erdiff.train import load_dataset_for, train, train_seeds
-from tune.aggregate import aggregate, count_evaluations, seed_report
+from tune.aggregate import DIVERGED, aggregate, count_evaluations, seed_report
 from tune.snapshots import log_session, restore_run_dir, seed_dir_name, staged_snapshot
 from tune.spec import DRIVER_CPU, SweepSpec
 
@@ -60,11 +61,11 @@ class SweepContext:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# trainable: train — a TorchTrainer per trial, one worker per seed
+# trainable: train — a Ray Train trainer per trial, one worker per seed
 
 
 def drive_seed_workers(config: dict, context: SweepContext) -> None:
-    """Tune function trainable: fit a TorchTrainer whose workers train the trial's seeds."""
+    """Tune function trainable: fit a Ray Train trainer whose workers train the trial's seeds."""
     spec = context.spec
     trial = ray.tune.get_context().get_trial_name()
     # Read by Ray Train in this process and passed on to its controller: a trial whose workers cannot be
@@ -73,12 +74,12 @@ def drive_seed_workers(config: dict, context: SweepContext) -> None:
     resources = {"CPU": spec.resources.cpu}
     if spec.resources.gpu > 0:
         resources["GPU"] = spec.resources.gpu
-    trainer = TorchTrainer(
+    # Not a TorchTrainer: the seeds never exchange tensors, so no torch.distributed process group, whose
+    # TCPStore would listen on all interfaces; each worker sees only its own GPU (no shared CUDA_VISIBLE_DEVICES).
+    trainer = DataParallelTrainer(
         train_seed_worker,
         train_loop_config={"context": context, "trial": trial, "task": config["trial"]["task"],
                            "params": config["trial"]["params"]},
-        # The seeds never exchange tensors; gloo keeps NCCL away from workers that share one GPU.
-        torch_config=TorchConfig(backend="gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=len(spec.seeds), use_gpu=spec.resources.gpu > 0,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
@@ -91,7 +92,9 @@ def drive_seed_workers(config: dict, context: SweepContext) -> None:
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # not a line per report and checkpoint
         ),
     )
+    _fail_if_diverged(context, trial)  # a retry of a diverged trial fails at once
     trainer.fit()
+    _fail_if_diverged(context, trial)
 
 
 def train_seed_worker(loop_config: dict) -> None:
@@ -103,18 +106,28 @@ def train_seed_worker(loop_config: dict) -> None:
     run_dir = context.run_dir(trial, seed)
     config = spec.seed_config(loop_config["task"], loop_config["params"], seed, trial)
     planned = count_evaluations(config.train.epochs, config.train.eval_every)
-    restored = _restore_seeds(ray.train.get_checkpoint(), {seed: run_dir}, planned)
-    if restored:
-        # Every worker restored the same evaluation: report it again so that Tune sees the trial's state at
-        # once, even when nothing is left to train (every worker reports the same number of times).
-        ray.train.report(seed_report(run_dir, seed, spec.objective, planned))
 
-    def report_evaluation(record: dict, run_dir: Path) -> None:
+    def report_snapshot() -> None:
         with staged_snapshot({seed: run_dir}) as snapshot:
             ray.train.report(seed_report(run_dir, seed, spec.objective, planned),
                              checkpoint=ray.train.Checkpoint.from_directory(snapshot))
 
-    train(config, run_dir, resume=True, progress=False, on_evaluation=report_evaluation)
+    def report_evaluation(record: dict, run_dir: Path) -> bool:
+        report_snapshot()
+        # The report is a barrier: a seed that diverged in this period has written its summary by now.
+        return bool(diverged_seeds(context, trial))
+
+    with _hold_run_dirs([run_dir]):
+        restored, diverged = _restore_seeds(ray.train.get_checkpoint(), {seed: run_dir}, planned)
+        if restored or diverged:
+            # Every worker restored the same evaluation: report it again so that Tune sees the trial's state at
+            # once, even when nothing is left to train (every worker reports the same number of times).
+            ray.train.report(seed_report(run_dir, seed, spec.objective, planned))
+        if diverged:
+            return  # a seed of this trial diverged: nothing to train, the driver fails the trial
+        summary = train(config, run_dir, resume=True, progress=False, on_evaluation=report_evaluation)
+        if summary["status"] == DIVERGED:
+            report_snapshot()  # in place of this period's evaluation, so that the others' reports meet it
 
 
 class SeedAggregateCallback(TuneReportCallback):
@@ -143,32 +156,54 @@ def run_seeds_in_process(config: dict, context: SweepContext) -> None:
     configs = {seed: spec.seed_config(task, params, seed, trial) for seed in spec.seeds}
     first = configs[spec.seeds[0]]
     planned = count_evaluations(first.train.epochs, first.train.eval_every)
-    restored = _restore_seeds(ray.tune.get_checkpoint(), run_dirs, planned)
 
     def reports() -> list[dict]:
         return [seed_report(run_dirs[seed], seed, spec.objective, planned) for seed in spec.seeds]
 
-    if restored:
-        ray.tune.report(aggregate(reports()))
-    dataset = load_dataset_for(first)  # the seeds share the task, its data and the reward transform
     def stop_after_one_period(record: dict, run_dir: Path) -> bool:
         return True
 
-    for _ in range(restored, planned):
-        if spec.trainable == "packed":
-            train_seeds([configs[seed] for seed in spec.seeds], [run_dirs[seed] for seed in spec.seeds],
-                        dataset=dataset, resume=True, progress=False, on_evaluation=stop_after_one_period)
-        else:
-            for seed in spec.seeds:
-                train(configs[seed], run_dirs[seed], dataset=dataset, resume=True, progress=False,
-                      on_evaluation=stop_after_one_period)
-        with staged_snapshot(run_dirs) as snapshot:
-            ray.tune.report(aggregate(reports()), checkpoint=ray.tune.Checkpoint.from_directory(snapshot))
+    with _hold_run_dirs(run_dirs.values()):
+        restored, _ = _restore_seeds(ray.tune.get_checkpoint(), run_dirs, planned)
+        if restored:
+            ray.tune.report(aggregate(reports()))
+        _fail_if_diverged(context, trial)  # a retry of a diverged trial fails at once
+        dataset = load_dataset_for(first)  # the seeds share the task, its data and the reward transform
+        for _ in range(restored, planned):
+            if spec.trainable == "packed":
+                train_seeds([configs[seed] for seed in spec.seeds], [run_dirs[seed] for seed in spec.seeds],
+                            dataset=dataset, resume=True, progress=False, on_evaluation=stop_after_one_period)
+            else:
+                for seed in spec.seeds:
+                    summary = train(configs[seed], run_dirs[seed], dataset=dataset, resume=True, progress=False,
+                                    on_evaluation=stop_after_one_period)
+                    if summary["status"] == DIVERGED:
+                        break
+            # A diverged seed's summary goes into the checkpoint too: a restart of the trial finds it there.
+            with staged_snapshot(run_dirs) as snapshot:
+                ray.tune.report(aggregate(reports()), checkpoint=ray.tune.Checkpoint.from_directory(snapshot))
+            _fail_if_diverged(context, trial)
 
 
-def _restore_seeds(checkpoint, run_dirs: dict[int, Path], planned: int) -> int:
+RUN_LOCK_WAIT_S = 60.0
+"""How long a (re)started trial waits for the locks of its seeds' run directories (erdiff.runlock): a worker of
+its previous attempt may still be writing them while it dies. A dead worker's lock is gone with it."""
+
+
+def _hold_run_dirs(run_dirs):
+    """Lock the seeds' run directories (created first: each lock lives in its directory) for restore and
+    training, so that nothing else writes them meanwhile; erdiff's training takes the same locks again."""
+    run_dirs = list(run_dirs)
+    for run_dir in run_dirs:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    return hold_run_dirs(run_dirs, wait_s=RUN_LOCK_WAIT_S)
+
+
+def _restore_seeds(checkpoint, run_dirs: dict[int, Path], planned: int) -> tuple[int, bool]:
     """Set the seeds' run directories to the trial's latest checkpoint (afresh without one, see
-    tune.snapshots); log who trains them from there; return the number of evaluations restored."""
+    tune.snapshots); log who trains them from there. Returns the number of evaluations restored and whether
+    a seed of the checkpoint (any seed of the trial, not only those in ``run_dirs``) diverged."""
+    diverged = False
     if checkpoint is None:
         for seed, run_dir in run_dirs.items():
             restore_run_dir(run_dir, None, seed)
@@ -176,11 +211,32 @@ def _restore_seeds(checkpoint, run_dirs: dict[int, Path], planned: int) -> int:
         with checkpoint.as_directory() as snapshot:
             for seed, run_dir in run_dirs.items():
                 restore_run_dir(run_dir, Path(snapshot), seed)
+            diverged = any((results.read_summary(seed_dir) or {}).get("status") == DIVERGED
+                           for seed_dir in Path(snapshot).iterdir())
     restored = len(results.read_metrics(next(iter(run_dirs.values()))))  # the same for every seed
-    if restored < planned:
+    if restored < planned and not diverged:
         for run_dir in run_dirs.values():
             log_session(run_dir, restored)
-    return restored
+    return restored, diverged
+
+
+class SeedDiverged(RuntimeError):
+    """A seed of the trial diverged (non-finite loss, Q or gradient norm): a result of the configuration, which
+    Tune records as a failed trial (Optuna sees a failure, ASHA no score) rather than as a number."""
+
+
+def diverged_seeds(context: SweepContext, trial: str) -> dict[int, dict]:
+    """The trial's seeds whose run directory says diverged, with where (summary.json's ``divergence``)."""
+    summaries = {seed: results.read_summary(context.run_dir(trial, seed)) for seed in context.spec.seeds}
+    return {seed: summary["divergence"] for seed, summary in summaries.items()
+            if summary is not None and summary["status"] == DIVERGED}
+
+
+def _fail_if_diverged(context: SweepContext, trial: str) -> None:
+    diverged = diverged_seeds(context, trial)
+    if diverged:
+        raise SeedDiverged("; ".join(f"seed {seed} diverged at step {where['step']} (epoch {where['epoch']}): "
+                                     f"{where['quantity']} is not finite" for seed, where in diverged.items()))
 
 
 def _quiet_report_logs() -> None:
@@ -197,7 +253,7 @@ def make_trainable(context: SweepContext):
     """The spec's trainable with the context bound and its resources: what Tuner and Tuner.restore get."""
     spec = context.spec
     if spec.trainable == "train":
-        # The driver only waits on its TorchTrainer; the workers hold the CPUs and GPUs (docs/stack.md §3.1).
+        # The driver only waits on its trainer; the workers hold the CPUs and GPUs (docs/stack.md §3.1).
         resources = {"cpu": DRIVER_CPU}
         function = drive_seed_workers
     else:
