@@ -19,9 +19,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-SEED_DDOF = 1
-"""The delta degrees of freedom of every std over seeds in analysis/ (tables, curves, the toy figure): the sample
-std, since a handful of seeds is a sample of the seeds one could have run."""
+from erdiff.results import SEED_DDOF  # noqa: F401  (re-exported: what every std over seeds here uses)
 
 
 def mean_std(values) -> tuple[float, float | None]:

@@ -32,10 +32,11 @@ from analysis.collect import (
 )
 from analysis.scores import METRICS, Note, check_fields, seed_scores, statistic_caption
 from analysis.stats import SEED_DDOF, mean_std
+from erdiff.results import SCORE_DECIMALS
 from erdiff.tasks import is_local
 
 AVERAGE_ROW = "Average"
-DECIMALS = 1
+DECIMALS = SCORE_DECIMALS
 """Scores are shown, and the best of a row chosen, at one decimal, as in the paper."""
 
 

@@ -39,6 +39,12 @@ METRIC_KEYS = (
 )
 """Keys of every metrics.jsonl record; evaluation keys are null when the task has no environment."""
 
+SEED_DDOF = 1
+"""The delta degrees of freedom of every std over seeds, in trial.json and in every table and plot: the sample
+std, since a handful of seeds is a sample of the seeds one could have run."""
+SCORE_DECIMALS = 1
+"""Decimals of a score shown as ``mean ± std (n)``, in tables and in a sweep's final ranking alike."""
+
 
 class ResultsError(ErdiffError):
     """A run directory is missing a file or holds one that cannot be read."""

@@ -29,13 +29,15 @@ def test_aggregate_over_seeds():
     reports = [{"seed": 0, "value": 10.0, "evaluation": 3, "planned_evaluations": 4, "step": 30, "epoch": 3},
                {"seed": 4, "value": 20.0, "evaluation": 3, "planned_evaluations": 4, "step": 30, "epoch": 3}]
     result = aggregate(reports)
-    assert result["objective"] == 15.0 and result["objective_std"] == 5.0  # population std over seeds
+    # The sample std over seeds, as in the tables: sqrt(((10-15)² + (20-15)²) / (2 - 1)).
+    assert result["objective"] == 15.0 and result["objective_std"] == pytest.approx(50 ** 0.5)
     assert result["objective_seeds"] == {"seed_0": 10.0, "seed_4": 20.0}
     assert (result["evaluation"], result["planned_evaluations"], result["step"]) == (3, 4, 30)
     assert math.isnan(aggregate([{**reports[0], "value": None}])["objective"])
     record = trial_record("s", "t", "toy", {"agent.T": 3}, Objective(last_k=2), result, "completed")
     assert record["objective"] == {"metric": "normalized_score_mean", "mode": "max", "last_k": 2, "mean": 15.0,
-                                   "std": 5.0, "per_seed": {"seed_0": 10.0, "seed_4": 20.0}}
+                                   "std": pytest.approx(50 ** 0.5), "per_seed": {"seed_0": 10.0, "seed_4": 20.0}}
+    assert math.isnan(aggregate(reports[:1])["objective_std"])  # undefined for one seed
 
 
 def tiny_run(run_dir, dataset, scores, stop_after_first=False):

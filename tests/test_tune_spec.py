@@ -49,7 +49,7 @@ INVALID = {
     "bad name": (with_changes(name="my sweep/1"), "'name' must be a name of letters"),
     "missing tasks": (with_changes(tasks=None), "'tasks' must be a value (it is required)"),
     "empty tasks": (with_changes(tasks=[]), "'tasks' must be a non-empty list"),
-    "unknown task": (with_changes(tasks=["toy", "hopper-medium-v9"]), "got 'hopper-medium-v9'"),
+    "unknown task": (with_changes(tasks=["toy", "hopper-medium-v9"]), "unknown task 'hopper-medium-v9' (did you mean"),
     "repeated task": (with_changes(tasks=["toy", "toy"]), "a list without repeats"),
     "zero seeds": (with_changes(seeds=0), "'seeds' must be an integer >= 1"),
     "negative seed": (with_changes(seeds=[0, -1]), "'seeds' must be a count >= 1 or a non-empty list"),
@@ -222,3 +222,18 @@ def test_sweep_command_reports_spec_errors(tmp_path, capsys):
     spec_path.write_text(yaml.safe_dump(with_changes(seeds=0)))
     assert main(["sweep", str(spec_path), "--dry-run"]) == 2
     assert "erdiff sweep: error: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"tasks": ["hoper-medium-v2"]}, "unknown task 'hoper-medium-v2' (did you mean 'hopper-medium-v2'"),
+    ({"objectiv": {"last_k": 3}}, "unknown field(s) objectiv in the spec (did you mean 'objective'?)"),
+    ({"search": {"mode": "grid", "space": {"agent.num_critic": {"grid": [2, 4]}}}},
+     "unknown learner config field agent.num_critic (did you mean 'agent.num_critics'"),
+])
+def test_a_mistyped_spec_name_gets_its_closest_match(tmp_path, change, expected):
+    spec = {"name": "typo", "tasks": ["toy"], "seeds": 1, **change}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SpecError) as raised:
+        load_spec(path)
+    assert expected in str(raised.value)

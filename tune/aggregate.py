@@ -2,7 +2,8 @@
 
 Each seed's value is the mean of its last ``k`` evaluations of the objective metric (a smoothed score, never
 the best-ever evaluation: that would reward lucky noise). The trial's objective is the mean over seeds, with
-the standard deviation over seeds (numpy's default, ddof=0) and every seed's value beside it.
+the sample standard deviation over seeds (ddof = erdiff.results.SEED_DDOF, as in every table; null for one
+seed) and every seed's value beside it.
 
 How the per-seed values meet (README, "Sweeps"): every seed worker reports its own value through
 ``ray.train.report``. Ray Train's report is a barrier, so the Train controller receives one report per worker
@@ -61,7 +62,7 @@ def aggregate(reports: list[dict]) -> dict:
     values = [] if diverged else [r["value"] for r in reports if r["value"] is not None]
     return {
         "objective": float(np.mean(values)) if values else math.nan,
-        "objective_std": float(np.std(values)) if values else math.nan,
+        "objective_std": float(np.std(values, ddof=results.SEED_DDOF)) if len(values) > 1 else math.nan,
         "objective_seeds": {f"seed_{r['seed']}": r["value"] for r in reports},
         "num_seeds": len(reports),
         "evaluation": min(r["evaluation"] for r in reports),

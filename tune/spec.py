@@ -37,7 +37,7 @@ from typing import Any, get_type_hints
 
 import numpy as np
 
-from erdiff.config import SECTIONS, Config, ConfigError, load_yaml, make_config, merge
+from erdiff.config import SECTIONS, Config, ConfigError, did_you_mean, load_yaml, make_config, merge
 from erdiff.errors import ErdiffError
 from erdiff.presets import PRESETS
 from erdiff.results import METRIC_KEYS
@@ -304,9 +304,10 @@ class _Fail:
 
 
 def _check_keys(fail: _Fail, where: str, data: dict, known) -> None:
-    unknown = sorted(set(data) - set(known))
+    unknown = sorted(set(data) - set(known), key=str)
     if unknown:
-        raise SpecError(f"{fail.source}: unknown field(s) {', '.join(map(str, unknown))} in {where}; "
+        hints = "".join(did_you_mean(name, known) for name in unknown)
+        raise SpecError(f"{fail.source}: unknown field(s) {', '.join(map(str, unknown))} in {where}{hints}; "
                         f"known fields: {', '.join(sorted(known))}")
 
 
@@ -350,7 +351,8 @@ def _parse_tasks(fail: _Fail, value: Any) -> tuple[str, ...]:
         fail("tasks", "a non-empty list of task names", value)
     for task in value:
         if task not in PRESETS:
-            fail("tasks", "a list of known tasks (" + ", ".join(PRESETS) + ")", task)
+            raise SpecError(f"{fail.source}: 'tasks': unknown task {task!r}{did_you_mean(task, PRESETS)}; known "
+                            f"tasks: {', '.join(PRESETS)}")
     if len(set(value)) != len(value):
         fail("tasks", "a list without repeats", value)
     return tuple(value)
@@ -447,7 +449,8 @@ def _check_space_against_config(fail: _Fail, spec: SweepSpec) -> None:
             fail(where, f"absent from the fixed config too (config.{key} is set there)", None)
         if name not in hints[section]:
             known = ", ".join(f"{section}.{n}" for n in hints[section])
-            raise SpecError(f"{spec.source}: '{where}': unknown learner config field {key}; known fields: {known}")
+            raise SpecError(f"{spec.source}: '{where}': unknown learner config field {key}"
+                            f"{did_you_mean(name, hints[section], prefix=f'{section}.')}; known fields: {known}")
         type_text = str(hints[section][name])
         if dim.kind in ("uniform", "loguniform") and "float" not in type_text:
             fail(where, f"a grid, choice or int dimension: {key} is not a float field ({type_text})",

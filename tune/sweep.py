@@ -30,6 +30,7 @@ import yaml
 from cluster.storage import URI_SCHEME, check_out_dir_for_cluster, check_storage_for_cluster
 from erdiff import results
 from erdiff.errors import ErdiffError
+from erdiff.runlock import RunLockedError, hold_run_dirs
 from tune import local_ray
 from tune.aggregate import DIVERGED, read_trial_records, trial_record, write_trial_record
 from tune.plan import check_cluster_fits
@@ -201,9 +202,15 @@ class TrialRecorder(ray.tune.Callback):
     def _mark_seeds_stopped(self, trial: str) -> None:
         for seed in self.context.spec.seeds:
             run_dir = self.context.run_dir(trial, seed)
-            summary = results.read_summary(run_dir)
-            if summary is not None and summary["status"] == "running":
-                results.write_json(run_dir / results.SUMMARY_FILE, {**summary, "status": "stopped"})
+            if not run_dir.is_dir():
+                continue
+            try:  # the stopped worker may still be on its way out: wait for it to let go of the run
+                with hold_run_dirs([run_dir], wait_s=60):
+                    summary = results.read_summary(run_dir)
+                    if summary is not None and summary["status"] == "running":
+                        results.write_json(run_dir / results.SUMMARY_FILE, {**summary, "status": "stopped"})
+            except RunLockedError as err:
+                print(f"warning: {err}; its summary still says 'running'", file=sys.stderr)
 
 
 def _check_results_folder(context: SweepContext, experiment: str, resume: bool, trust_tune_state: bool) -> None:
@@ -228,6 +235,15 @@ def _check_results_folder(context: SweepContext, experiment: str, resume: bool, 
                              f"({saved_spec}) in: {', '.join(changed)}; restore it or start a new sweep")
 
 
+def _score_text(objective: dict) -> str:
+    """``mean ± std (n)`` with the table's decimals; ``mean (1)`` for one seed, ``-`` without a value."""
+    if objective["mean"] is None:
+        return "-"
+    values = [v for v in objective["per_seed"].values() if v is not None]
+    std = "" if objective["std"] is None else f" ± {objective['std']:.{results.SCORE_DECIMALS}f}"
+    return f"{objective['mean']:.{results.SCORE_DECIMALS}f}{std} ({len(values)})"
+
+
 def _print_outcome(context: SweepContext, grid) -> int:
     """A ranked list of the sweep's trials from their trial.json files; 1 if a trial failed.
 
@@ -237,12 +253,12 @@ def _print_outcome(context: SweepContext, grid) -> int:
     records = read_trial_records(context.out_dir)
     sign = -1 if spec.objective.mode == "max" else 1
     records.sort(key=lambda r: (r["objective"]["mean"] is None, sign * (r["objective"]["mean"] or 0.0)))
-    print(f"\n{spec.name}: {len(records)} trials, ranked by the {spec.objective.mode} of {spec.objective.metric} "
-          f"(each seed's mean of its last {spec.objective.last_k} evaluations, then the mean over "
-          f"{len(spec.seeds)} seeds); results in {context.out_dir}")
+    k = spec.objective.last_k
+    print(f"\n{spec.name}: {len(records)} trials, ranked by the {spec.objective.mode} of {spec.objective.metric}: "
+          f"mean ± std over seeds (ddof={results.SEED_DDOF}) of each seed's mean of its last {k} evaluations, "
+          f"(number of seeds); `erdiff table {context.out_dir} --select last-k --k {k}` shows the same numbers")
     for record in records:
-        mean, std = record["objective"]["mean"], record["objective"]["std"]
-        shown = DIVERGED if record["status"] == DIVERGED else "-" if mean is None else f"{mean:.4g} ± {std:.2g}"
+        shown = DIVERGED if record["status"] == DIVERGED else _score_text(record["objective"])
         print(f"  {record['trial']:<48} {shown:>20}  evaluation {record['evaluation']}/"
               f"{record['planned_evaluations']}  {record['status']}")
     diverged = sum(record["status"] == DIVERGED for record in records)
