@@ -121,7 +121,7 @@ def check_sweep_results(out: Path, spec) -> None:
             per_seed[f"seed_{seed}"] = np.mean(scores[-spec.objective.last_k:])
         assert record["objective"]["per_seed"] == pytest.approx(per_seed)
         assert record["objective"]["mean"] == pytest.approx(np.mean(list(per_seed.values())))
-        assert record["objective"]["std"] == pytest.approx(np.std(list(per_seed.values())))
+        assert record["objective"]["std"] == pytest.approx(np.std(list(per_seed.values()), ddof=1))
         assert record["evaluation"] == record["planned_evaluations"] == len(scores)
 
 
