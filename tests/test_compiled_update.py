@@ -86,6 +86,7 @@ def test_compiled_update_equals_eager_update_in_float64(device):
         gradients = torch.autograd.grad(loss, list(network.parameters()))
         assert torch.nn.utils.get_total_norm(gradients) > 2 * CONFIG.grad_norm
 
+    torch._dynamo.utils.counters.clear()
     history = steps([compiled, eager], generator, device, 4)  # steps 0-3: with and without the EMA step
     ema_before = [p.clone() for p in eager.ema_actor.parameters()]
     for agent in (compiled, eager):
@@ -95,6 +96,8 @@ def test_compiled_update_equals_eager_update_in_float64(device):
     assert_same_metrics(history)
     assert_same_state(compiled, eager)
     assert any(not torch.equal(p, q) for p, q in zip(eager.ema_actor.parameters(), ema_before))
+    if device == "cuda":  # the program ran as CUDA graphs, not as compiled kernels launched one by one
+        assert torch._dynamo.utils.counters["inductor"]["cudagraph_skips"] == 0
 
 
 def roundtrip(state):
