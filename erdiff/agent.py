@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 from torch.optim.adam import adam
 
 from erdiff.config import COMPILE_MODES, AgentConfig
@@ -309,9 +310,9 @@ def adam_tensors(optimizer: torch.optim.Adam) -> AdamTensors:
 
 def clipped_adam_step(loss: torch.Tensor, tensors: AdamTensors, lr: torch.Tensor, group: dict,
                       max_norm: float) -> None:
-    """The gradients of ``loss`` with respect to ``tensors.params`` only (torch.autograd.grad, so a network the loss
-    reads but does not optimize gets no gradients), clip_grad_norm_'s scaling (it reads ``.grad``, which this
-    leaves alone), and torch's multi-tensor Adam with a tensor learning rate (capturable: every scalar a tensor)."""
+    """The gradients of ``loss`` with respect to ``tensors.params`` (torch.autograd.grad: they never go to
+    ``.grad``), clip_grad_norm_'s scaling of them, and torch's multi-tensor Adam with a tensor learning rate
+    (capturable: every scalar a tensor)."""
     grads = list(torch.autograd.grad(loss, tensors.params))
     if max_norm > 0:
         total = torch.nn.utils.get_total_norm(grads, foreach=True)
@@ -336,7 +337,10 @@ def compiled_update_step(agent: ERDiffAgent, batch: dict[str, torch.Tensor], noi
     config = agent.config
     critic_loss, current_q = agent.critic_objective(batch, noise)
     clipped_adam_step(critic_loss, critic_adam, learning_rates[1], groups[1], config.grad_norm)
-    parts = agent.actor_objective(batch, noise)  # differentiated for the actor only: the critic stays as it is
+    # The critic enters the actor's objective detached, as the eager update freezes it (under autocast a frozen
+    # weight is cast anew, not taken from the cast cache of the critic's own step, before its Adam step).
+    frozen_critic = {f"critic.{name}": param.detach() for name, param in agent.critic.named_parameters()}
+    parts = functional_call(agent, frozen_critic, ("actor", batch, noise))
     clipped_adam_step(parts["actor_loss"], actor_adam, learning_rates[0], groups[0], config.grad_norm)
     with torch.no_grad():
         soft_updates(ema, config, agent.ema_actor.parameters(), agent.actor.parameters(),
