@@ -11,8 +11,10 @@ import io
 import pytest
 import torch
 
+from erdiff import results
 from erdiff.agent import ERDiffAgent, set_learning_rates
-from erdiff.config import AgentConfig
+from erdiff.config import AgentConfig, make_config
+from erdiff.train import train
 
 DEVICES = [pytest.param("cpu"),
            pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
@@ -138,3 +140,24 @@ def test_compiled_update_under_bfloat16_autocast_follows_the_eager_one():
             compiled, eager = (agent.update(batch, noise) for agent in agents)
         for key in ("critic_loss", "bc_loss", "q_loss"):
             torch.testing.assert_close(compiled[key], eager[key], rtol=1e-3, atol=1e-5, msg=key)
+
+
+def test_training_run_resumes_across_compile_modes(tmp_path, linear_dataset):
+    """Through erdiff.train: a run trained compiled and stopped resumes eagerly (train.compile may change across a
+    resume) and records what an eager run records, to float32 rounding."""
+    small = {"agent.num_critics": "3", "agent.hidden_dim": "16", "train.batch_size": "32", "train.eval_episodes": "0",
+             "agent.ema_start": "4", "agent.ema_every": "2", "train.steps_per_epoch": "5", "train.eval_every": "1",
+             "train.epochs": "4"}
+
+    def run(name, compile_mode, **kwargs):
+        config = make_config("toy", overrides={**small, "train.compile": compile_mode})
+        return train(config, tmp_path / name, dataset=linear_dataset, max_action=1.0, progress=False, **kwargs)
+
+    assert run("resumed", "update", on_evaluation=lambda record, _: record["epoch"] == 2)["status"] == "stopped"
+    assert run("resumed", "off", resume=True)["status"] == "completed"
+    assert run("eager", "off")["status"] == "completed"
+    resumed, eager = (results.read_metrics(tmp_path / name) for name in ("resumed", "eager"))
+    assert [record["step"] for record in resumed] == [record["step"] for record in eager] == [5, 10, 15, 20]
+    for got, expected in zip(resumed, eager):
+        for key in ("critic_loss", "actor_loss", "bc_loss", "q_mean"):
+            assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), (got["step"], key)
