@@ -113,7 +113,7 @@ class ERDiffAgent(nn.Module):
         if compile not in COMPILE_MODES:
             raise ValueError(f"unknown compile mode {compile!r}; expected one of {', '.join(COMPILE_MODES)}")
         self.config = config
-        self.compile = compile
+        self.compile_mode = compile  # not self.compile: that is nn.Module.compile
         self.max_action = float(max_action)
         self.actor = DiffusionPolicy(state_dim, action_dim, max_action, T=config.T, schedule=config.schedule,
                                      loss_type=config.loss_type, action_clip=config.action_clip,
@@ -132,7 +132,7 @@ class ERDiffAgent(nn.Module):
         With ``compile="update"`` also the compiled update, which steps the same optimizers' state."""
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.config.actor_lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=self.config.critic_lr, fused=True)
-        if self.compile == "update":
+        if self.compile_mode == "update":
             self.compiled_update = CompiledUpdate(self.critic.weights[0].device)
 
     # ---- one gradient step ---------------------------------------------------------------------------
