@@ -5,7 +5,9 @@
 With ``--seeds K`` the K seeds are packed into one batched update (erdiff.packed), as ``trainable: packed`` trains
 them. The bound: the update's matrix-product FLOPs per step (counted analytically below) divided by the machine's
 batched-matmul rate (measured here on [M, 256, 256] products). Element-wise work, the optimizer and Python
-overhead are what separates a run from the bound. Prints a table and writes JSON.
+overhead are what separates a run from the bound. ``--compile`` is train.compile (off, activation, update).
+Operators per step: what one update dispatches from the host, the CPU-side stand-in for GPU kernel launches
+(:func:`count_operators`). Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from report import commit, print_rows, write_json  # bench/report.py (this scrip
 
 from erdiff.agent import ERDiffAgent
 from erdiff.buffer import TransitionBuffer
-from erdiff.config import AgentConfig
+from erdiff.config import COMPILE_MODES, AgentConfig
 from erdiff.packed import PackedAgents
 from erdiff.train import training_step
 
@@ -64,6 +66,36 @@ def measure_matmul_gflops(critics: int, device: torch.device, dtype: torch.dtype
     return 2 * members * 256**3 / times[len(times) // 2] / 1e9
 
 
+VIEW_OPS = frozenset(f"aten::{name}" for name in (
+    "alias", "as_strided", "detach", "detach_", "empty", "empty_like", "empty_strided", "expand", "flatten",
+    "lift_fresh", "narrow", "permute", "reshape", "_reshape_alias", "resolve_conj", "resolve_neg", "select", "slice",
+    "split", "squeeze", "t", "transpose", "unbind", "unsqueeze", "view", "view_as", "_unsafe_view"))
+"""Aten operators that only make views or allocate: no kernel of their own."""
+
+
+def count_operators(step) -> int:
+    """Operators one call of ``step`` dispatches, from torch.profiler's CPU events: the outermost aten operators
+    that compute (an operator's own sub-operators, e.g. linear's addmm, are not counted again; views and
+    allocations not at all), plus the kernels torch.compile generated (named in the profile when
+    ``torch._inductor.config.cpp.enable_kernel_profile`` was set before compiling). On CUDA with CUDA graphs a
+    replayed graph's kernels are not host dispatches and are not counted."""
+
+    def counts(event) -> bool:
+        return (event.name.startswith("aten::") and event.name not in VIEW_OPS) or "cpp_fused" in event.name
+
+    def inside_counted(event) -> bool:
+        parent = event.cpu_parent
+        while parent is not None:
+            if counts(parent):
+                return True
+            parent = parent.cpu_parent
+        return False
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        step()
+    return sum(1 for event in profile.events() if counts(event) and not inside_counted(event))
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -80,6 +112,10 @@ def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = AgentConfig(num_critics=args.critics, T=args.T, max_q_backup=args.max_q_backup)
+    if args.compile != "off":
+        from torch._inductor import config as inductor_config
+
+        inductor_config.cpp.enable_kernel_profile = True  # compiled kernels show in count_operators' profile
     agents = []
     for seed in range(args.seeds):
         torch.manual_seed(seed)
@@ -108,6 +144,7 @@ def run(args: argparse.Namespace) -> dict:
         step()
     synchronize(device)
     elapsed = time.perf_counter() - start
+    operators = count_operators(step)
 
     matmul_dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
     peak = measure_matmul_gflops(args.critics, device, matmul_dtype)
@@ -126,6 +163,7 @@ def run(args: argparse.Namespace) -> dict:
         "fraction_of_bound": steps_per_s / bound,
         "peak_memory_mb": peak_memory_mb(device),
         "warmup_s": warmup_s,
+        "operators_per_step": operators,
         "obs_dim": args.obs_dim, "act_dim": args.act_dim, "critics": args.critics, "T": args.T,
         "batch": args.batch, "steps": args.steps, "max_q_backup": args.max_q_backup,
         "device": str(device), "dtype": args.dtype, "compile": args.compile, "threads": torch.get_num_threads(),
@@ -149,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="bfloat16: the step under autocast, as train.precision bfloat16 (default float32)")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
-                        help="compile the critic's fused bias+Mish (train.compile); --no-compile for eager")
+    parser.add_argument("--compile", choices=COMPILE_MODES, default="activation",
+                        help="train.compile: off (eager), activation (the critic's fused bias+Mish compiled; default) "
+                             "or update (the whole update compiled)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", metavar="FILE", help="write the result as JSON")
     args = parser.parse_args(argv)
@@ -166,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             ("bound steps/s", f"{result['bound_steps_per_s']:.2f}"),
             ("fraction of bound", f"{100 * result['fraction_of_bound']:.0f}%"),
             ("peak memory MB", f"{result['peak_memory_mb']:.0f}"),
+            ("operators per step", f"{result['operators_per_step']}"),
             ("config", f"M={args.critics} T={args.T} batch={args.batch} {result['device']} {args.dtype} "
                        f"compile={args.compile} threads={result['threads']}")]
     print_rows(rows)

@@ -26,8 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
+from torch.optim.adam import adam
 
-from erdiff.config import AgentConfig
+from erdiff.config import COMPILE_MODES, AgentConfig
 from erdiff.critic import EnsembleCritic, lower_confidence_bound, pessimistic_value
 from erdiff.policy import DiffusionPolicy
 
@@ -75,11 +77,16 @@ class StepNoise(NamedTuple):
     """[B, A]: a_T of the entropy estimate"""
 
 
-def soft_updates(step: int, config: AgentConfig, ema_params, actor_params, target_params, critic_params) -> None:
+def ema_due(step: int, config: AgentConfig) -> bool:
+    """Whether update ``step`` moves the EMA actor: every ``ema_every`` steps from ``ema_start`` on (frozen at its
+    initial weights before, as the official code)."""
+    return step % config.ema_every == 0 and step >= config.ema_start
+
+
+def soft_updates(ema: bool, config: AgentConfig, ema_params, actor_params, target_params, critic_params) -> None:
     """Steps 3–4 of an update, on any parameter lists (single or stacked seeds; both are element-wise):
-    EMA actor ← lerp toward the actor every ``ema_every`` steps from ``ema_start`` on (frozen at its initial
-    weights before, as the official code); target critic ← lerp toward the critic by τ every step."""
-    if step % config.ema_every == 0 and step >= config.ema_start:
+    EMA actor ← lerp toward the actor if ``ema`` (:func:`ema_due`); target critic ← lerp toward the critic by τ."""
+    if ema:
         torch._foreach_lerp_(list(ema_params), list(actor_params), 1.0 - config.ema_decay)
     torch._foreach_lerp_(list(target_params), list(critic_params), config.tau)
 
@@ -99,25 +106,34 @@ class ERDiffAgent(nn.Module):
     """Diffusion actor, EMA actor, Q-ensemble and its target, with their optimizers."""
 
     def __init__(self, state_dim: int, action_dim: int, max_action: float, config: AgentConfig,
-                 compile: bool = False):
+                 compile: str = "off"):
+        """``compile``: ``off``, ``activation`` (the critic's bias + Mish compiled) or ``update`` (the whole update
+        compiled: :func:`compiled_update_step`), as ``train.compile``."""
         super().__init__()
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"unknown compile mode {compile!r}; expected one of {', '.join(COMPILE_MODES)}")
         self.config = config
+        self.compile_mode = compile  # not self.compile: that is nn.Module.compile
         self.max_action = float(max_action)
         self.actor = DiffusionPolicy(state_dim, action_dim, max_action, T=config.T, schedule=config.schedule,
                                      loss_type=config.loss_type, action_clip=config.action_clip,
                                      hidden_dim=config.hidden_dim)
         self.ema_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic = EnsembleCritic(state_dim, action_dim, config.num_critics, config.hidden_dim,
-                                     compile_activation=compile)
+                                     activation={"off": "aten", "activation": "compiled", "update": "traced"}[compile])
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.step = 0
         self.actor_optimizer: torch.optim.Optimizer | None = None
         self.critic_optimizer: torch.optim.Optimizer | None = None
+        self.compiled_update: CompiledUpdate | None = None
 
     def make_optimizers(self) -> None:
-        """Adam for actor and critic, fused (one kernel over all parameters); call once the agent is on its device."""
+        """Adam for actor and critic, fused (one kernel over all parameters); call once the agent is on its device.
+        With ``compile="update"`` also the compiled update, which steps the same optimizers' state."""
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.config.actor_lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=self.config.critic_lr, fused=True)
+        if self.compile_mode == "update":
+            self.compiled_update = CompiledUpdate(self.critic.weights[0].device)
 
     # ---- one gradient step ---------------------------------------------------------------------------
     def draw_step_noise(self, batch_size: int, generator: torch.Generator | None = None,
@@ -181,6 +197,10 @@ class ERDiffAgent(nn.Module):
         if noise is None:
             states = batch["observations"]
             noise = self.draw_step_noise(states.shape[0], device=states.device, dtype=states.dtype)
+        if self.compiled_update is not None:
+            metrics = self.compiled_update(self, batch, noise)
+            self.step += 1
+            return metrics
 
         # 1. Critic.
         critic_loss, current_q = self.critic_objective(batch, noise)
@@ -201,7 +221,7 @@ class ERDiffAgent(nn.Module):
         self.actor_optimizer.step()
 
         # 3-4. EMA actor and target critic.
-        soft_updates(self.step, config, self.ema_actor.parameters(), self.actor.parameters(),
+        soft_updates(ema_due(self.step, config), config, self.ema_actor.parameters(), self.actor.parameters(),
                      self.critic_target.parameters(), self.critic.parameters())
         self.step += 1
         return step_metrics(critic_loss, current_q, parts)
@@ -257,3 +277,117 @@ class ERDiffAgent(nn.Module):
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.step = int(state["step"])
+
+
+# ---- the whole update as one compiled program (train.compile: update) ------------------------------------------
+
+class AdamTensors(NamedTuple):
+    """One optimizer's parameters and Adam state, as lists that torch's multi-tensor Adam takes."""
+
+    params: list[torch.Tensor]
+    exp_avgs: list[torch.Tensor]
+    exp_avg_sqs: list[torch.Tensor]
+    steps: list[torch.Tensor]
+
+
+def adam_tensors(optimizer: torch.optim.Adam) -> AdamTensors:
+    """The tensors of ``optimizer`` (one parameter group). State a fresh optimizer lacks is created as fused Adam's
+    first step creates it (float32 step on the parameter's device), so the eager and the compiled update step one
+    state, and its state_dict is the same either way."""
+    tensors = AdamTensors([], [], [], [])
+    for param in optimizer.param_groups[0]["params"]:
+        state = optimizer.state[param]
+        if not state:
+            state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
+            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        tensors.params.append(param)
+        tensors.exp_avgs.append(state["exp_avg"])
+        tensors.exp_avg_sqs.append(state["exp_avg_sq"])
+        tensors.steps.append(state["step"])
+    return tensors
+
+
+def clipped_adam_step(loss: torch.Tensor, tensors: AdamTensors, lr: torch.Tensor, group: dict,
+                      max_norm: float) -> None:
+    """The gradients of ``loss`` with respect to ``tensors.params`` (torch.autograd.grad: they never go to
+    ``.grad``), clip_grad_norm_'s scaling of them, and torch's multi-tensor Adam with a tensor learning rate
+    (capturable: every scalar a tensor)."""
+    grads = list(torch.autograd.grad(loss, tensors.params))
+    if max_norm > 0:
+        total = torch.nn.utils.get_total_norm(grads, foreach=True)
+        torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp(max=1.0))
+    beta1, beta2 = group["betas"]
+    with torch.no_grad():
+        # Adam reads the step counts for its bias corrections: given in float64, as fused Adam computes them (in
+        # the counters' float32, 1 - 0.999^t loses 5 digits at small t). It counts those copies; the state's here.
+        steps = [step.double() for step in tensors.steps]
+        adam(tensors.params, grads, tensors.exp_avgs, tensors.exp_avg_sqs, [], steps, foreach=True,
+             capturable=True, lr=lr, beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
+             amsgrad=False, maximize=False)
+        torch._foreach_add_(tensors.steps, 1)
+
+
+def compiled_update_step(agent: ERDiffAgent, batch: dict[str, torch.Tensor], noise: StepNoise,
+                         learning_rates: torch.Tensor, ema: bool, critic_adam: AdamTensors, actor_adam: AdamTensors,
+                         groups: tuple[dict, dict]) -> dict[str, torch.Tensor]:
+    """Steps 1–4 of :meth:`ERDiffAgent.update` with the same objectives, written so that torch.compile captures them
+    as one graph: ``learning_rates`` = [actor, critic] a tensor, ``ema`` (:func:`ema_due`) decided by the caller,
+    the optimizers' hyperparameters in ``groups`` = (actor, critic) as plain dicts."""
+    config = agent.config
+    critic_loss, current_q = agent.critic_objective(batch, noise)
+    clipped_adam_step(critic_loss, critic_adam, learning_rates[1], groups[1], config.grad_norm)
+    # The critic enters the actor's objective detached, as the eager update freezes it (under autocast a frozen
+    # weight is cast anew, not taken from the cast cache of the critic's own step, before its Adam step).
+    frozen_critic = {f"critic.{name}": param.detach() for name, param in agent.critic.named_parameters()}
+    parts = functional_call(agent, frozen_critic, ("actor", batch, noise))
+    clipped_adam_step(parts["actor_loss"], actor_adam, learning_rates[0], groups[0], config.grad_norm)
+    with torch.no_grad():
+        soft_updates(ema, config, agent.ema_actor.parameters(), agent.actor.parameters(),
+                     agent.critic_target.parameters(), agent.critic.parameters())
+    return step_metrics(critic_loss, current_q, parts)
+
+
+class CompiledUpdate:
+    """:func:`compiled_update_step` compiled whole (fullgraph: a graph break is an error, not a slow split) for one
+    agent's device. Two graphs in all, with and without the EMA step; the learning rates live in one tensor that a
+    changed rate is written into, so ``set_learning_rates`` and the ``lr_schedule`` never recompile. On CUDA the graphs
+    run as CUDA graphs (mode="reduce-overhead": one replay per update; the optimizer state and the rates are marked
+    static so they are updated in place, the batch and noise are copied in)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda_graphs = device.type == "cuda"
+        self.program = torch.compile(compiled_update_step, fullgraph=True,
+                                     mode="reduce-overhead" if self.cuda_graphs else None)
+        self.learning_rates: torch.Tensor | None = None
+        self.rates: list[float] | None = None
+
+    def __call__(self, agent: ERDiffAgent, batch: dict[str, torch.Tensor], noise: StepNoise) -> dict[str, torch.Tensor]:
+        optimizers = (agent.actor_optimizer, agent.critic_optimizer)
+        groups = tuple({key: optimizer.param_groups[0][key] for key in ("betas", "eps", "weight_decay")}
+                       for optimizer in optimizers)
+        self._set_learning_rates([optimizer.param_groups[0]["lr"] for optimizer in optimizers],
+                                 agent.critic.weights[0])
+        actor_adam, critic_adam = (adam_tensors(optimizer) for optimizer in optimizers)
+        if self.cuda_graphs:
+            for tensor in (*critic_adam.exp_avgs, *critic_adam.exp_avg_sqs, *critic_adam.steps,
+                           *actor_adam.exp_avgs, *actor_adam.exp_avg_sqs, *actor_adam.steps):
+                torch._dynamo.mark_static_address(tensor)
+            torch.compiler.cudagraph_mark_step_begin()
+        with torch._dynamo.config.patch(trace_autograd_ops=True):  # torch.autograd.grad inside the graph
+            metrics = self.program(agent, batch, noise, self.learning_rates, ema_due(agent.step, agent.config),
+                                   critic_adam, actor_adam, groups)
+        # A CUDA graph's outputs are overwritten by its next replay: the caller gets its own copies.
+        return {key: value.clone() for key, value in metrics.items()} if self.cuda_graphs else metrics
+
+    def _set_learning_rates(self, rates: list[float], like: torch.Tensor) -> None:
+        if rates == self.rates:
+            return
+        if self.learning_rates is None:
+            self.learning_rates = torch.tensor(rates, dtype=like.dtype, device=like.device)
+            if self.cuda_graphs:
+                torch._dynamo.mark_static_address(self.learning_rates)
+        else:
+            for index, rate in enumerate(rates):  # in place: the graphs read this tensor
+                self.learning_rates[index].fill_(rate)
+        self.rates = rates

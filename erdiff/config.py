@@ -137,6 +137,12 @@ class AgentConfig:
         _check_choice("agent.eval_selection", self.eval_selection, ("softmax", "argmax"))
 
 
+COMPILE_MODES = ("off", "activation", "update")
+"""The train.compile values (see TrainConfig.compile)."""
+
+LEGACY_COMPILE = {False: "off", True: "activation"}
+"""train.compile was a bool before it had modes: old config files and checkpoints' configs still say false/true."""
+
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:(0|[1-9][0-9]*))?")
 """The train.device values: what torch.device accepts of the devices the learner runs on (no leading zeros)."""
 
@@ -167,15 +173,24 @@ class TrainConfig:
     """on CUDA, cap this process's share of the GPU memory (set by sweeps that pack trials per GPU)"""
     num_threads: int | None = None
     """torch CPU threads; None keeps torch's default"""
-    compile: bool = False
-    """torch.compile the critic's fused bias+Mish (one kernel instead of several passes; same math): about 30%
-    more steps/s at M = 64 on CPU, a few seconds of start-up; needs a C++ compiler on CPU"""
+    compile: str = "off"
+    """off | activation: torch.compile the critic's fused bias+Mish (one kernel instead of several passes; same math;
+    about 30% more steps/s at M = 64 on CPU, a few seconds of start-up) | update: the whole update as one compiled
+    program (losses, gradients, clipping, Adam, EMA and Polyak; CUDA graphs on CUDA; about a minute of start-up on
+    CPU; packed seeds keep their own path). Both need a C++ compiler on CPU. false and true (this field's old values)
+    mean off and activation"""
     precision: str = "float32"
     """float32 (the method's) | bfloat16: gradient steps under bfloat16 autocast (matrix products and the
     activations after them in bfloat16; weights and optimizer state in float32; evaluation stays float32). About 2x
     the steps/s at M = 64 on a CPU with AVX-512 BF16 (bench/RESULTS.md); it changes the numerics: a learning setting"""
+    tf32: bool = False
+    """on CUDA, float32 matrix products in TF32 (torch.backends.cuda.matmul.fp32_precision = "tf32"; false sets
+    "ieee"): faster on GPUs with tensor cores, with a 10-bit mantissa in the products; a speed setting"""
 
     def __post_init__(self) -> None:
+        if isinstance(self.compile, bool):
+            self.compile = LEGACY_COMPILE[self.compile]
+        _check_choice("train.compile", self.compile, COMPILE_MODES)
         _check_range("train.epochs", self.epochs, 1)
         _check_range("train.steps_per_epoch", self.steps_per_epoch, 1)
         _check_range("train.batch_size", self.batch_size, 1)
@@ -224,7 +239,8 @@ class Config:
 
 SECTIONS = {"agent": AgentConfig, "train": TrainConfig}
 
-NON_LEARNING_FIELDS = frozenset({"train.device", "train.num_threads", "train.gpu_memory_fraction", "train.compile"})
+NON_LEARNING_FIELDS = frozenset({"train.device", "train.num_threads", "train.gpu_memory_fraction", "train.compile",
+                                 "train.tf32"})
 """Flattened fields that change how fast or where a run goes, never what it learns (with ``tags.*``)."""
 
 
@@ -292,6 +308,8 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
         full = prefix + name
         if name in SECTIONS and cls is Config:
             kwargs[name] = _build(SECTIONS[name], value, prefix=full + ".", source=source)
+        elif full == "train.compile" and isinstance(value, bool):
+            kwargs[name] = value  # an old value, which TrainConfig maps to its mode
         else:
             kwargs[name] = _coerce(full, hints[name], value)
     return cls(**kwargs)

@@ -26,7 +26,7 @@ import copy
 import torch
 from torch.func import functional_call, vmap
 
-from erdiff.agent import ERDiffAgent, StepNoise, soft_updates, step_metrics
+from erdiff.agent import ERDiffAgent, StepNoise, ema_due, soft_updates, step_metrics
 from erdiff.buffer import TransitionBuffer
 from erdiff.critic import eager_bias_mish
 
@@ -104,7 +104,7 @@ class PackedAgents:
         self._optimize(self.actor_optimizer, parts["actor_loss"], self._group("actor."))
 
         with torch.no_grad():
-            soft_updates(self.step, config, self._group("ema_actor."), self._group("actor."),
+            soft_updates(ema_due(self.step, config), config, self._group("ema_actor."), self._group("actor."),
                          self._group("critic_target."), self._group("critic."))
         self.step += 1
         return step_metrics(critic_loss, current_q, parts)

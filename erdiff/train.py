@@ -270,6 +270,8 @@ def _train_locked(configs: list[Config], run_dirs: list[Path], *, dataset, evalu
         torch.set_num_threads(tc.num_threads)
     if device.type == "cuda" and tc.gpu_memory_fraction:
         torch.cuda.set_per_process_memory_fraction(tc.gpu_memory_fraction, device)
+    if device.type == "cuda":  # set either way: a process may train runs of both settings one after another
+        torch.backends.cuda.matmul.fp32_precision = "tf32" if tc.tf32 else "ieee"
 
     if dataset is None:
         dataset = load_dataset_for(config)

@@ -121,7 +121,7 @@ def test_sweep_reports_overheads_and_equal_metrics(tmp_path):
 def test_learner_bench_writes_steps_per_second(tmp_path, seeds):
     out = tmp_path / "learner.json"
     command = [sys.executable, str(BENCH / "learner.py"), "--obs-dim", "4", "--act-dim", "2", "--critics", "2",
-               "--T", "3", "--batch", "16", "--steps", "3", "--warmup", "1", "--no-compile", "--threads", "1",
+               "--T", "3", "--batch", "16", "--steps", "3", "--warmup", "1", "--compile", "off", "--threads", "1",
                "--seeds", str(seeds), "--json", str(out)]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
@@ -130,6 +130,7 @@ def test_learner_bench_writes_steps_per_second(tmp_path, seeds):
     assert result["seed_steps_per_s"] == pytest.approx(seeds * result["steps_per_s"])
     assert result["fraction_of_bound"] == pytest.approx(result["steps_per_s"] / result["bound_steps_per_s"])
     assert "steps/s" in completed.stdout and "fraction of bound" in completed.stdout
+    assert result["operators_per_step"] > 100 and "operators per step" in completed.stdout
 
 
 def test_learner_bench_rejects_zero_seeds():

@@ -70,12 +70,25 @@ def test_override_parsing():
     ({"train.device": "tpu"}, "'train.device' = 'tpu' is invalid"),
     ({"train.gpu_memory_fraction": "1.5"}, "'train.gpu_memory_fraction' = 1.5"),
     ({"train.precision": "float16"}, "'train.precision' = 'float16' is invalid: expected one of 'float32'"),
+    ({"train.compile": "max"}, "'train.compile' = 'max' is invalid: expected one of 'off', 'activation', 'update'"),
+    ({"train.tf32": "fast"}, "'train.tf32' = 'fast' is invalid: expected true or false"),
     ({"agent.bogus": "1"}, "unknown config field\\(s\\) agent.bogus"),
     ({"model.T": "1"}, "unknown config section 'model'"),
 ])
 def test_bad_values_name_the_field_and_what_is_allowed(overrides, message):
     with pytest.raises(ConfigError, match=message):
         make_config("toy", overrides=overrides)
+
+
+@pytest.mark.parametrize("value, mode", [("false", "off"), ("true", "activation"), ("off", "off"),
+                                         ("activation", "activation"), ("update", "update")])
+def test_compile_accepts_its_modes_and_the_old_booleans(tmp_path, value, mode):
+    # Old config.yaml files and checkpoints' configs say compile: false / true.
+    assert make_config("toy", overrides={"train.compile": value}).train.compile == mode
+    path = tmp_path / "config.yaml"
+    path.write_text(f"task: toy\ntrain:\n  compile: {value}\n")
+    assert Config.from_dict(load_yaml(path)).train.compile == mode
+    assert TrainConfig(compile=mode).compile == mode
 
 
 @pytest.mark.parametrize("device", ["cuda:abc", "cuda:-1", "cuda:01", "cuda0", "gpu", "CPU"])

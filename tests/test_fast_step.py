@@ -75,11 +75,11 @@ def ensemble_as_reference_tensors(ensemble):
     return out
 
 
-@pytest.mark.parametrize("compile_activation", [False, True])
-def test_fast_update_equals_straightforward_update_in_float64(compile_activation):
+@pytest.mark.parametrize("compile_mode", ["off", "activation"])
+def test_fast_update_equals_straightforward_update_in_float64(compile_mode):
     config = AgentConfig(num_critics=3, hidden_dim=16, ema_start=2, ema_every=2, tau=0.05)
     torch.manual_seed(0)
-    agent = ERDiffAgent(3, 2, 1.0, config, compile=compile_activation).double()
+    agent = ERDiffAgent(3, 2, 1.0, config, compile=compile_mode).double()
     agent.make_optimizers()
     actor = copy.deepcopy(agent.actor)
     ema_actor = copy.deepcopy(agent.ema_actor)

@@ -92,7 +92,7 @@ def test_shipped_specs_make_the_three_variants():
         assert spec.seeds == (0, 1, 2, 3, 4) and spec.tasks == ("toy",)
         for plan in spec.trials():
             config = spec.seed_config(plan.task, plan.params, 0, plan.name)
-            assert config.train.epochs == 500 and config.train.compile is False
+            assert config.train.epochs == 500 and config.train.compile == "off"
             flat = {"task": config.task, **{f"agent.{k}": v for k, v in config.to_dict()["agent"].items()}}
             names = [v.name for v in toy_figure.VARIANTS if v.matches(flat)]
             assert len(names) == 1
