@@ -99,7 +99,8 @@ def seed_scores(collection: Collection, select: str = "last", k: int = 5, label_
     candidates: dict[tuple, list[Run]] = defaultdict(list)
     column_fields = label_fields
     if not label_fields:
-        column_fields, shared = distinguishing_fields(collection.runs)
+        # Diverged runs never become a column, so they do not name the columns either.
+        column_fields, shared = distinguishing_fields([run for run in collection.runs if not run.diverged])
         if shared:
             notes.append(Note(f"every column also has {describe(shared)}"))
     diverged: dict[str, list[Run]] = defaultdict(list)

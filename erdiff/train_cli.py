@@ -72,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
         line = {"task": summary["task"], "seed": summary["seed"], "status": summary["status"], "step": summary["step"]}
         if "divergence" in summary:
             divergence = summary["divergence"]
-            print(f"diverged: non-finite {divergence['quantity']} at step {divergence['step']}; no score, the last "
-                  f"finite checkpoint (step {summary['step']}) is kept", file=sys.stderr)
+            kept = (f"the last finite checkpoint (step {summary['step']}) is kept" if summary["evaluations"]
+                    else "and no checkpoint: it diverged before its first evaluation")
+            print(f"diverged: non-finite {divergence['quantity']} at step {divergence['step']}; no score, {kept}",
+                  file=sys.stderr)
             line["divergence"] = divergence
         else:
             line.update(normalized_score_last=summary["normalized_score"]["last"],

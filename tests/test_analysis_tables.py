@@ -402,3 +402,13 @@ def test_columns_order_their_numbers_as_numbers(tmp_path):
         write_run(tmp_path / f"m{critics}", HOPPER, 0, [10.0], overrides={"agent.num_critics": str(critics)})
     table = make_table(tmp_path, published=False)
     assert table.columns == [f"agent.num_critics={m}" for m in (2, 4, 16, 32)]
+
+
+def test_a_diverged_run_of_another_configuration_does_not_name_the_columns(tmp_path):
+    m4 = {"agent.num_critics": "4"}
+    write_run(tmp_path / "s0", HOPPER, 0, [10.0], overrides=m4)
+    write_run(tmp_path / "s1", HOPPER, 1, [30.0], overrides=m4)
+    write_run(tmp_path / "big_alpha", HOPPER, 2, [900.0], overrides={**m4, "agent.ent_coef": "0.5"},
+              status="diverged", divergence={"step": 10, "epoch": 1, "quantity": "critic_loss"})
+    table = make_table(tmp_path, published=False)
+    assert table.columns == ["agent.num_critics=4"] and cell(table, HOPPER, "agent.num_critics=4").seeds == 2

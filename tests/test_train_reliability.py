@@ -132,7 +132,7 @@ def test_cli_reproduction_rewards_of_1e38_are_reported_diverged_not_scored(tmp_p
     printed = json.loads(captured.out.strip().splitlines()[-1])
     assert printed["status"] == "diverged" and "normalized_score_last" not in printed
     assert printed["divergence"]["step"] == 1 and "critic_loss" in printed["divergence"]["quantity"]
-    assert "diverged: non-finite critic_loss" in captured.err
+    assert "diverged: non-finite critic_loss at step 1; no score, and no checkpoint" in captured.err
     assert results.read_summary(out)["normalized_score"]["last"] is None
     assert results.read_metrics(out) == []
 
