@@ -18,6 +18,38 @@ from torch import nn
 from erdiff.sde import MeanRevertingSDE
 
 
+def entropy_coefficients(sde: MeanRevertingSDE) -> tuple[float, float, float, float]:
+    """(c0, A, B, C) of the entropy estimate written out per action dimension (docs/entropy.md):
+
+        Ĥ = c0 + A·â_0² + B·â_0·a_T + C·a_T²      (summed over dimensions by :meth:`DiffusionPolicy.entropy`).
+
+    With r = 1 − θ_0·dt (so a_1 = r·â_0) and, for the three log-densities ℓ(x1, x2; t1, t2) of
+    :meth:`MeanRevertingSDE.log_reverse_transition`, m = e^{−Δ} and v = 1 − e^{−2Δ} at their Δ = θ̄[t2] − θ̄[t1]:
+    term 1 ℓ(a_1, a_T; 1, T−1) with (m1, v1), term 2 ℓ(â_0, a_1; 0, 1) with (m2, v2), term 3 ℓ(â_0, a_T; 0, T−1)
+    with (m3, v3), the estimate −(ℓ1 + ℓ2 − ℓ3) expands to
+
+        c0 = ½ ln(2π v1 v2 / v3),        A = ½ [r²/v1 + (1 − m2 r)²/v2 − 1/v3],
+        B  = m3/v3 − r m1/v1,            C = ½ [m1²/v1 − m3²/v3].
+
+    Only the SDE's constants enter: not the network, not the state. Computed in float64 from the SDE's buffers.
+    """
+    thetas_bar = [float(value) for value in sde.thetas_bar]
+    r = 1.0 - float(sde.thetas[0]) * sde.dt
+
+    def decay_and_var(t1: int, t2: int) -> tuple[float, float]:
+        m = math.exp(-(thetas_bar[t2] - thetas_bar[t1]))
+        return m, 1.0 - m**2
+
+    m1, v1 = decay_and_var(1, sde.T - 1)
+    m2, v2 = decay_and_var(0, 1)
+    m3, v3 = decay_and_var(0, sde.T - 1)
+    c0 = 0.5 * math.log(2.0 * math.pi * v1 * v2 / v3)
+    a = 0.5 * (r**2 / v1 + (1.0 - m2 * r) ** 2 / v2 - 1.0 / v3)
+    b = m3 / v3 - r * m1 / v1
+    c = 0.5 * (m1**2 / v1 - m3**2 / v3)
+    return c0, a, b, c
+
+
 class SinusoidalEmbedding(nn.Module):
     """Transformer-style embedding of the diffusion step: [sin(t·ω_k), cos(t·ω_k)], ω_k = 10000^{−k/(d/2−1)}."""
 
