@@ -1,10 +1,12 @@
 """What the entropy estimate depends on (docs/entropy.md): a fixed quadratic in â_0 and a_T, blind to the policy."""
 
+import matplotlib.image
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from analysis import entropy_figure
 from erdiff.policy import DiffusionPolicy, entropy_coefficients
 from erdiff.sde import SCHEDULES
 
@@ -122,3 +124,12 @@ def test_maximizing_the_expected_estimate_pushes_predictions_away_from_zero(sche
     assert torch.equal(gradient.sign(), predicted_start.sign())
     torch.testing.assert_close(gradient, 2 * a * predicted_start.detach(), rtol=1e-10, atol=1e-12)
 
+
+def test_figure_script_writes_the_plot_and_prints_the_coefficients(tmp_path, capsys):
+    out = tmp_path / "entropy.png"
+    entropy_figure.main(["--out", str(out)])
+    assert matplotlib.image.imread(out).ndim == 3
+    printed = capsys.readouterr().out
+    c0, a, b, c = entropy_coefficients(DiffusionPolicy(1, 1, max_action=1.0).sde)
+    for value in (c0, a, b, c):
+        assert f"{value:.6g}" in printed
