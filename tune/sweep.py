@@ -53,6 +53,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, 
 
     A resume first checks that no one else could have written Tune's state (tune.trust), unless
     ``trust_tune_state``."""
+    local_ray.end_dead_sessions()  # first: what a killed local sweep left, even when this sweep is refused
     if URI_SCHEME.match(str(out_dir)):  # refused on any cluster: run directories are plain files
         check_out_dir_for_cluster(str(out_dir), num_nodes=1)
     context = SweepContext(spec, str(Path(out_dir).resolve()), spec.storage_for(out_dir))
@@ -61,7 +62,6 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, 
     # Tune saves its state whenever a trial reports a checkpoint (it keeps the last two): with evaluations a
     # few seconds apart (small tasks) it would warn about every one of those saves.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    local_ray.end_dead_sessions()  # what a killed local sweep left (tune.local_ray)
     session = connect(address)
     try:
         # Before anything is written: on several nodes, run directories and Tune state need shared storage.
