@@ -559,3 +559,22 @@ def test_a_trial_waits_for_a_dying_workers_lock_and_not_for_a_dead_ones(ray_sess
         holder.wait()
     check_sweep_results(out, parse_spec(data))
     assert len(read_sessions(seed_dir)) == 1
+
+
+def test_optuna_records_a_diverged_trial_as_failed(ray_session, tmp_path):
+    """Every trial trains on rewards that overflow: Optuna's study (as Tune saved it) holds failed trials, never a
+    value, so its sampler never learns from a diverged configuration as if it had scored."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    bad = diverging_copy(local_dataset_path("toy"), tmp_path / "bad.hdf5")
+    data = tiny_spec("optuna_diverge", {"mode": "optuna", "num_samples": 2,
+                                        "space": {"agent.ent_coef": {"loguniform": [1e-3, 0.1]}}},
+                     trainable="function", concurrency=1, failure={"trial_retries": 0})
+    data["config"]["train"]["dataset"] = str(bad)
+    out = tmp_path / "out"
+    assert run_sweep(parse_spec(data), out) == 0
+    assert [r["status"] for r in read_trial_records(out)] == ["diverged", "diverged"]
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(str(out / "ray" / "optuna_diverge"))
+    states = [trial.state.name for trial in searcher._ot_study.trials]  # the study Tune checkpointed
+    assert states == ["FAIL", "FAIL"]
