@@ -34,6 +34,7 @@ from erdiff.config import NON_LEARNING_FIELDS, Config, ConfigError, flatten_conf
 from erdiff.errors import ErdiffError
 from erdiff.results import (
     CONFIG_FILE,
+    DIVERGED,
     METRIC_KEYS,
     METRICS_FILE,
     SUMMARY_FILE,
@@ -151,7 +152,7 @@ class Run:
 
     @property
     def diverged(self) -> bool:
-        return self.state == "diverged"
+        return self.state == DIVERGED
 
 
 @dataclass
@@ -205,9 +206,9 @@ def _state(summary: dict | None, newest_write: float, now: float, stale_after: f
         return "running", f"still running (last write {age / 60:.0f} min ago)"
     if status == "stopped":
         return "stopped", "stopped before its last epoch (by a sweep scheduler or a callback)"
-    if status == "diverged":
+    if status == DIVERGED:
         details = summary["divergence"]
-        return "diverged", (f"diverged: non-finite {details['quantity']} at step {details['step']} "
+        return DIVERGED, (f"diverged: non-finite {details['quantity']} at step {details['step']} "
                             f"(epoch {details['epoch']})")
     return str(status), f"status {status!r}"
 
@@ -251,7 +252,7 @@ def _check_summary(summary, file: Path) -> None:
         raise ResultsError(f"{file}: holds {summary!r:.60}, expected a JSON object")
     if not isinstance(summary.get("status"), str):
         raise ResultsError(f"{file}: 'status' = {summary.get('status')!r}; expected a string such as 'completed'")
-    if summary["status"] == "diverged":
+    if summary["status"] == DIVERGED:
         details = summary.get("divergence")
         if not (isinstance(details, dict) and _is_int(details.get("step")) and _is_int(details.get("epoch"))
                 and isinstance(details.get("quantity"), str)):
@@ -270,7 +271,7 @@ def _read_run(path: Path, name: str, now: float, stale_after: float) -> Run:
     records, duplicates = _deduplicate(raw)
     newest_write = max(p.stat().st_mtime for p in path.iterdir() if p.is_file())
     state, issue = _state(summary, newest_write, now, stale_after)
-    divergence = summary["divergence"] if state == "diverged" else None
+    divergence = summary["divergence"] if state == DIVERGED else None
     return Run(name, path, config, records, state, issue, duplicates, configuration(config), divergence)
 
 

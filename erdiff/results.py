@@ -39,6 +39,9 @@ METRIC_KEYS = (
 )
 """Keys of every metrics.jsonl record; evaluation keys are null when the task has no environment."""
 
+DIVERGED = "diverged"
+"""summary.json status of a run whose losses, Q-values or weights became non-finite (it has no score)."""
+
 SEED_DDOF = 1
 """The delta degrees of freedom of every std over seeds, in trial.json and in every table and plot: the sample
 std, since a handful of seeds is a sample of the seeds one could have run."""

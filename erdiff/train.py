@@ -86,7 +86,7 @@ def _check_resume_config(saved: dict, config: Config, run_dir: Path) -> None:
         raise RunDirectoryError(f"cannot resume {run_dir}: the config differs from the saved run ({details})")
 
 
-ENDED_STATUSES = ("completed", "diverged")
+ENDED_STATUSES = ("completed", results.DIVERGED)
 """Statuses of a run that has nothing left to train: a resume leaves it as it is."""
 
 
@@ -341,7 +341,7 @@ def _train_locked(configs: list[Config], run_dirs: list[Path], *, dataset, evalu
                     diverged[k] = True
                     last = records[k][-1] if records[k] else {"step": 0, "epoch": 0}
                     _write_summary(run_dirs[k], config_dicts[k], records[k], last["step"], last["epoch"], time_s,
-                                   status="diverged", divergence=divergence)
+                                   status=results.DIVERGED, divergence=divergence)
             if all(diverged):
                 break
             if epoch % tc.eval_every != 0 and epoch != tc.epochs:

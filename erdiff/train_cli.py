@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
+    from erdiff import results
     from erdiff.config import ConfigError, load_yaml, make_config, parse_override_args
     from erdiff.train import train_seeds
 
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                         normalized_score_best=summary["normalized_score"]["best"])
         print(json.dumps(line))
     # A diverged run is an outcome, not a crash, but it produced no result: scripts should see that.
-    return 1 if any(summary["status"] == "diverged" for summary in summaries) else 0
+    return 1 if any(summary["status"] == results.DIVERGED for summary in summaries) else 0
 
 
 def _what_was_kept(run_dir) -> str:

@@ -24,8 +24,8 @@ from erdiff import results
 from tune.spec import Objective
 
 TRIAL_FILE = "trial.json"
-DIVERGED = "diverged"
-"""The status of a run whose loss, Q or gradient norm became non-finite (summary.json), and of its trial."""
+DIVERGED = results.DIVERGED
+"""The status of a diverged run (summary.json) and of its trial (trial.json)."""
 
 
 def smoothed_value(records: list[dict], metric: str, last_k: int) -> float | None:

@@ -221,7 +221,7 @@ def _restore_seeds(checkpoint, run_dirs: dict[int, Path], planned: int) -> tuple
 
 
 class SeedDiverged(RuntimeError):
-    """A seed of the trial diverged (non-finite loss, Q or gradient norm): a result of the configuration, which
+    """A seed of the trial diverged (non-finite loss, Q-values or weights): a result of the configuration, which
     Tune records as a failed trial (Optuna sees a failure, ASHA no score) rather than as a number."""
 
 
