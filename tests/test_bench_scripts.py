@@ -137,3 +137,10 @@ def test_learner_bench_rejects_zero_seeds():
     completed = subprocess.run([sys.executable, str(BENCH / "learner.py"), "--seeds", "0"], capture_output=True,
                                text=True, timeout=120)
     assert completed.returncode == 2 and "--seeds must be at least 1, got 0" in completed.stderr
+
+
+def test_official_comparison_names_a_folder_without_the_official_code(tmp_path):
+    completed = subprocess.run([sys.executable, str(BENCH / "vs_official.py"), "--official-src", str(tmp_path),
+                                "--critics", "2"], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 1
+    assert f"--official-src {tmp_path}: cannot import the official code" in completed.stderr
