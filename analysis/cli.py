@@ -43,8 +43,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", choices=("normalized", "return"), default="normalized",
                         help="score: D4RL normalized score (default) or undiscounted return")
     parser.add_argument("--plots", metavar="DIR",
-                        help="also write learning curves, aggregate IQM / performance profiles "
-                             "(and heatmaps with --ablation) as PNG and PDF into DIR")
+                        help="also write learning curves, aggregate IQM / performance profiles, the probability "
+                             "of improvement of the best configuration over the others (and heatmaps with "
+                             "--ablation) as PNG and PDF into DIR")
     parser.add_argument("--stale-after", type=float, default=2.0, metavar="HOURS",
                         help="a run still marked running whose files are older than this is taken as dead "
                              "(default: 2)")

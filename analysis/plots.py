@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.collect import Collection  # noqa: E402
-from analysis.stats import SEED_DDOF, aggregate, iqm, performance_profile  # noqa: E402
+from analysis.stats import SEED_DDOF, aggregate, improvement_interval, iqm, performance_profile  # noqa: E402
 from analysis.tables import Table, task_order  # noqa: E402
 
 
@@ -153,7 +153,9 @@ def aggregate_frame(table: Table, reps: int = 2000, seed: int = 0) -> pd.DataFra
 
 def aggregate_metrics(table: Table, out_dir: str | Path, reps: int = 2000,
                       seed: int = 0) -> tuple[pd.DataFrame, list[Path]]:
-    """IQM / mean interval plot and performance profiles; the numbers are also written as aggregate.csv."""
+    """IQM / mean interval plot, performance profiles and, with two columns or more, the probability of
+    improvement of the best column (by IQM) over each other one; the numbers are also written as aggregate.csv
+    and probability_of_improvement.csv."""
     frame = aggregate_frame(table, reps, seed)
     if frame.empty:
         return frame, []
@@ -175,7 +177,41 @@ def aggregate_metrics(table: Table, out_dir: str | Path, reps: int = 2000,
     paths += _save(fig, out_dir, "aggregate")
 
     paths += _save(performance_profile_figure(table), out_dir, "performance_profile")
+    if len(frame) > 1:
+        improvement = improvement_frame(table, frame, reps, seed)
+        improvement.to_csv(out_dir / "probability_of_improvement.csv", index=False)
+        paths += [out_dir / "probability_of_improvement.csv"]
+        paths += _save(improvement_figure(improvement), out_dir, "probability_of_improvement")
     return frame, paths
+
+
+def improvement_frame(table: Table, frame: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """P(best > other) with its 95% interval, the best column being the one with the highest IQM in ``frame``,
+    on the tasks every column has."""
+    scores = table.scores[table.scores["task"].isin(_common_tasks(table.scores))]
+    by_column = {column: {task: g["score"].to_numpy() for task, g in group.groupby("task")}
+                 for column, group in scores.groupby("column", sort=True)}
+    best = frame.loc[frame["iqm"].idxmax(), "column"]
+    rows = []
+    for column in frame["column"]:
+        if column != best:
+            value, low, high = improvement_interval(by_column[best], by_column[column], reps=reps, seed=seed)
+            rows.append({"x": best, "y": column, "probability": value, "low": low, "high": high})
+    return pd.DataFrame(rows)
+
+
+def improvement_figure(improvement: pd.DataFrame):
+    """One interval per pair: P(X > Y) = ½ is the line where neither beats the other."""
+    fig, ax = plt.subplots(figsize=(6, 0.5 * len(improvement) + 1.6))
+    y = np.arange(len(improvement))
+    errors = [improvement["probability"] - improvement["low"], improvement["high"] - improvement["probability"]]
+    ax.errorbar(improvement["probability"], y, xerr=errors, fmt="o", capsize=4)
+    ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(y, [f"P({row.x} > {row.y})" for row in improvement.itertuples()], fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability of improvement (95% stratified-bootstrap CI)")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
 
 
 def performance_profile_figure(table: Table):

@@ -85,6 +85,11 @@ def test_aggregate_metrics_numbers_and_figures(collection, tmp_path):
     assert row["iqm_low"] <= row["iqm"] <= row["iqm_high"]
     saved = pd.read_csv(tmp_path / "fig" / "aggregate.csv")
     assert saved.set_index("column").loc["agent.num_critics=4", "iqm"] == pytest.approx(row["iqm"])
+    # M = 4 (last scores 46-53) beats M = 2 (26-33) in every pair of runs on both tasks.
+    improvement = pd.read_csv(tmp_path / "fig" / "probability_of_improvement.csv")
+    assert improvement.to_dict("records") == [{"x": "agent.num_critics=4", "y": "agent.num_critics=2",
+                                               "probability": 1.0, "low": 1.0, "high": 1.0}]
+    assert_image(tmp_path / "fig" / "probability_of_improvement.png")
 
 
 def test_performance_profile_axis_fits_the_scores(collection):

@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.stats import SEED_DDOF, aggregate, iqm, mean_std, performance_profile, stratified_bootstrap
+from analysis.stats import (
+    SEED_DDOF,
+    aggregate,
+    improvement_interval,
+    iqm,
+    mean_std,
+    performance_profile,
+    probability_of_improvement,
+    stratified_bootstrap,
+)
 
 
 def test_mean_std_is_the_sample_std():
@@ -66,3 +75,26 @@ def test_every_std_in_analysis_uses_the_one_stated_ddof():
     assert len(calls) >= 3  # tables, learning curves, toy figure
     assert [c for c in calls if c[2] != "SEED_DDOF"] == []
     assert SEED_DDOF == 1
+
+
+def test_probability_of_improvement_counts_wins_and_half_ties_per_task():
+    # Task a: every run of x beats every run of y (1). Task b: pairs (1,2) (1,2) (3,2) (3,2) -> 2 of 4 (0.5);
+    # task c: all tied (0.5). Averaged over tasks: 2/3.
+    x = {"a": [5.0, 6.0], "b": [1.0, 3.0], "c": [4.0]}
+    y = {"a": [0.0, 1.0, 2.0], "b": [2.0, 2.0], "c": [4.0, 4.0]}
+    assert probability_of_improvement(x, y) == pytest.approx((1.0 + 0.5 + 0.5) / 3)
+    assert probability_of_improvement(y, x) == pytest.approx(1.0 - (1.0 + 0.5 + 0.5) / 3)
+    with pytest.raises(ValueError, match="at least one task"):
+        probability_of_improvement({"a": [1.0]}, {"b": [1.0]})
+
+
+def test_improvement_interval_brackets_the_estimate_and_separates_clear_winners():
+    rng = np.random.default_rng(1)
+    better = {task: rng.normal(10.0, 1.0, 5) for task in "abc"}
+    worse = {task: rng.normal(0.0, 1.0, 5) for task in "abc"}
+    same = {task: rng.normal(10.0, 1.0, 5) for task in "abc"}
+    value, low, high = improvement_interval(better, worse, reps=500)
+    assert (value, low, high) == (1.0, 1.0, 1.0)
+    value, low, high = improvement_interval(better, same, reps=500)
+    assert low < 0.5 < high and low <= value <= high
+    assert improvement_interval(better, same, reps=500) == (value, low, high)  # seeded: reproducible
