@@ -21,6 +21,15 @@ import argparse
 import json
 import sys
 
+PRESET_DURATIONS = """\
+how long a run takes: before training, erdiff train prints its estimate for this machine now ("about N min"), from
+a step and an evaluation call it times. The local tasks' presets (M = 64 critics, 256 units) are long on a CPU:
+measured on the shared 2-core CPU at a load of 15-18 (bench/RESULTS.md, "Local presets"): toy (10,000 steps)
+5.8 h, pendulum-medium and -replay (20,000) 12 h, mountaincar-sparse (20,000) 9 h, hopper-noisy (10,000) 6.8 h;
+at the 3.4 steps/s the same CPU gave when idle, toy takes about 50 min and the 20,000-step presets 1.6 h and more.
+The learning check's settings (docs/learning.md: --agent.hidden_dim 64 --agent.num_critics 4, 16,000 steps) take
+6-13 min plus evaluations at the 23-50 ms per step measured at loads 3-16 (bench/RESULTS.md, "Threads")."""
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from erdiff.config import describe_fields
@@ -38,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "drift apart, see the README); --out is then the parent of their run directories "
                              "seed_<k> (default runs/<task>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.epilog = "config fields (set any as --FIELD VALUE):\n" + describe_fields()
+    parser.epilog = (PRESET_DURATIONS + "\n\nconfig fields (set any as --FIELD VALUE):\n" + describe_fields())
     parser.set_defaults(accepts_overrides=True)
 
 
