@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> dict:
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:
         torch.set_num_threads(args.threads)
+    if device.type == "cuda":  # as train.tf32 sets it
+        torch.backends.cuda.matmul.fp32_precision = "tf32" if args.tf32 else "ieee"
     config = AgentConfig(num_critics=args.critics, T=args.T, max_q_backup=args.max_q_backup)
     if args.compile != "off":
         from torch._inductor import config as inductor_config
@@ -139,7 +141,8 @@ def run(args: argparse.Namespace) -> dict:
         "operators_per_step": operators,
         "obs_dim": args.obs_dim, "act_dim": args.act_dim, "critics": args.critics, "T": args.T,
         "batch": args.batch, "steps": args.steps, "max_q_backup": args.max_q_backup,
-        "device": str(device), "dtype": args.dtype, "compile": args.compile, "threads": torch.get_num_threads(),
+        "device": str(device), "dtype": args.dtype, "compile": args.compile, "tf32": args.tf32,
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__, "machine": platform.processor() or platform.machine(), "commit": commit(),
     }
 
@@ -163,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", choices=COMPILE_MODES, default="activation",
                         help="train.compile: off (eager), activation (the critic's fused bias+Mish compiled; default) "
                              "or update (the whole update compiled)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="on CUDA, float32 matrix products in TF32, as train.tf32 (no effect on a CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", metavar="FILE", help="write the result as JSON")
     args = parser.parse_args(argv)
