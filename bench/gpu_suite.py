@@ -214,8 +214,12 @@ def fractional_spec(args: argparse.Namespace, settings: dict) -> dict:
 
 
 def run_fractional(suite: Suite, settings: dict) -> None:
+    from erdiff.tasks import load_task_dataset
+
     section = suite.begin("fractional")
     spec = fractional_spec(suite.args, settings)
+    for task in spec["tasks"]:  # generated once here, not by four trials at once on the clock
+        load_task_dataset(task)
     spec_path = suite.work_dir / "fractional.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     out = suite.work_dir / "fractional"

@@ -1,4 +1,4 @@
-"""`erdiff sweep --dry-run`: the trials, their resources and the estimated GPU-hours, without starting Ray."""
+"""`erdiff sweep --dry-run`: the trials, their resources and the estimated hours, without starting Ray."""
 
 from __future__ import annotations
 
