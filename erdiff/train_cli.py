@@ -124,7 +124,9 @@ def _before_training(configs: list, run_dirs: list, resume: bool, quiet: bool) -
     step_s = medians.get(threads) or measure_step_seconds(*sizes, device, threads=threads, precision=tc.precision)
     timings = ", ".join(f"{count}: {1000 * seconds:.0f} ms/step" for count, seconds in medians.items())
     summary = results.read_summary(run_dirs[0]) if resume and run_dirs[0].is_dir() else None
-    steps = max(0, tc.epochs * tc.steps_per_epoch - (summary["step"] if summary else 0))
+    steps = tc.epochs * tc.steps_per_epoch - (summary["step"] if summary else 0)
+    if steps <= 0:  # an ended run: nothing to estimate
+        return configs
     estimate = estimate_run_seconds(config, step_s, steps, device, threads)
     seeds = len(configs)
     packed = f" for {seeds} packed seeds (K x one seed's)" if seeds > 1 else ""
