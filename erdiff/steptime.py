@@ -1,4 +1,4 @@
-"""How long a configuration's gradient steps and evaluations take on this machine, measured in a second or two.
+"""How long a configuration's gradient steps and evaluations take on this machine, timed over a few steps.
 
 `erdiff train` prints the estimate before it starts ("about N min on this machine"), `erdiff sweep --dry-run`
 budgets CPU trials with it, and the thread rule (:func:`default_threads`) was chosen from measurements of it
