@@ -3,11 +3,11 @@
     python bench/learner.py --obs-dim 11 --act-dim 3 --critics 64 --T 5 --batch 256 --steps 50 --json out.json
 
 With ``--seeds K`` the K seeds are packed into one batched update (erdiff.packed), as ``trainable: packed`` trains
-them. The bound: the update's matrix-product FLOPs per step (counted analytically below) divided by the machine's
-batched-matmul rate (measured here on [M, 256, 256] products). Element-wise work, the optimizer and Python
-overhead are what separates a run from the bound. ``--compile`` is train.compile (off, activation, update).
-Operators per step: what one update dispatches from the host, the CPU-side stand-in for GPU kernel launches
-(:func:`count_operators`). Prints a table and writes JSON.
+them. The bound: the update's matrix-product FLOPs per step (counted analytically,
+erdiff.steptime.update_flops) divided by the machine's batched-matmul rate (measured here on [M, 256, 256]
+products). Element-wise work, the optimizer and Python overhead are what separates a run from the bound.
+``--compile`` is train.compile (off, activation, update). Operators per step: what one update dispatches from the
+host, the CPU-side stand-in for GPU kernel launches (:func:`count_operators`). Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -18,35 +18,14 @@ import resource
 import sys
 import time
 
-import numpy as np
 import torch
 from report import commit, print_rows, write_json  # bench/report.py (this script's folder is on sys.path)
 
 from erdiff.agent import ERDiffAgent
-from erdiff.buffer import TransitionBuffer
 from erdiff.config import COMPILE_MODES, AgentConfig
 from erdiff.packed import PackedAgents
+from erdiff.steptime import random_buffer, update_flops
 from erdiff.train import training_step
-
-
-def critic_forward_flops(obs_dim: int, act_dim: int, critics: int, hidden: int = 256) -> int:
-    """Matmul FLOPs of one ensemble forward for one sample: 2·M·(in·H + 2·H² + H)."""
-    return 2 * critics * ((obs_dim + act_dim) * hidden + 2 * hidden * hidden + hidden)
-
-
-def actor_forward_flops(obs_dim: int, act_dim: int, hidden: int = 256, time_dim: int = 16) -> int:
-    """Matmul FLOPs of one noise-predictor forward for one sample."""
-    time_mlp = 2 * (time_dim * 2 * time_dim + 2 * time_dim * time_dim)
-    return time_mlp + 2 * ((act_dim + time_dim + obs_dim) * hidden + 2 * hidden * hidden + hidden * act_dim)
-
-
-def update_flops(obs_dim: int, act_dim: int, critics: int, T: int, batch: int, max_q_samples: int = 1) -> int:
-    """Matmul FLOPs of one update. Critic: target forward (1) + forward and full backward (3) + the actor's pass
-    through the frozen critic, forward and input gradients only (2) = 6 forwards. Actor: T forwards to sample next
-    actions from the EMA actor (× max-Q samples) + forward and backward of the loss (3)."""
-    critic = critic_forward_flops(obs_dim, act_dim, critics) * batch * (max_q_samples + 5)
-    actor = actor_forward_flops(obs_dim, act_dim) * batch * (T * max_q_samples + 3)
-    return critic + actor
 
 
 def measure_matmul_gflops(critics: int, device: torch.device, dtype: torch.dtype, repeats: int = 10) -> float:
@@ -111,6 +90,8 @@ def run(args: argparse.Namespace) -> dict:
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:
         torch.set_num_threads(args.threads)
+    if device.type == "cuda":  # as train.tf32 sets it
+        torch.backends.cuda.matmul.fp32_precision = "tf32" if args.tf32 else "ieee"
     config = AgentConfig(num_critics=args.critics, T=args.T, max_q_backup=args.max_q_backup)
     if args.compile != "off":
         from torch._inductor import config as inductor_config
@@ -122,12 +103,7 @@ def run(args: argparse.Namespace) -> dict:
         agents.append(ERDiffAgent(args.obs_dim, args.act_dim, 1.0, config, compile=args.compile).to(device))
         agents[-1].make_optimizers()
     generators = [torch.Generator(device=device).manual_seed(seed) for seed in range(args.seeds)]
-    size = 100_000
-    rng = np.random.default_rng(0)
-    buffer = TransitionBuffer({"observations": rng.normal(size=(size, args.obs_dim)),
-                               "actions": rng.uniform(-1, 1, size=(size, args.act_dim)),
-                               "next_observations": rng.normal(size=(size, args.obs_dim)),
-                               "rewards": rng.normal(size=size), "terminals": np.zeros(size)}, device)
+    buffer = random_buffer(args.obs_dim, args.act_dim, device, size=100_000)
     learner = PackedAgents(agents) if args.seeds > 1 else agents[0]
     del agents  # as in training: packed seeds live only in their stacked tensors
 
@@ -148,8 +124,7 @@ def run(args: argparse.Namespace) -> dict:
 
     matmul_dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
     peak = measure_matmul_gflops(args.critics, device, matmul_dtype)
-    flops = args.seeds * update_flops(args.obs_dim, args.act_dim, args.critics, args.T, args.batch,
-                                      config.max_q_samples if args.max_q_backup else 1)
+    flops = args.seeds * update_flops(args.obs_dim, args.act_dim, config, args.batch)
     steps_per_s = args.steps / elapsed
     bound = peak * 1e9 / flops
     return {
@@ -166,7 +141,8 @@ def run(args: argparse.Namespace) -> dict:
         "operators_per_step": operators,
         "obs_dim": args.obs_dim, "act_dim": args.act_dim, "critics": args.critics, "T": args.T,
         "batch": args.batch, "steps": args.steps, "max_q_backup": args.max_q_backup,
-        "device": str(device), "dtype": args.dtype, "compile": args.compile, "threads": torch.get_num_threads(),
+        "device": str(device), "dtype": args.dtype, "compile": args.compile, "tf32": args.tf32,
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__, "machine": platform.processor() or platform.machine(), "commit": commit(),
     }
 
@@ -190,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", choices=COMPILE_MODES, default="activation",
                         help="train.compile: off (eager), activation (the critic's fused bias+Mish compiled; default) "
                              "or update (the whole update compiled)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="on CUDA, float32 matrix products in TF32, as train.tf32 (no effect on a CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", metavar="FILE", help="write the result as JSON")
     args = parser.parse_args(argv)

@@ -172,7 +172,9 @@ class TrainConfig:
     gpu_memory_fraction: float | None = None
     """on CUDA, cap this process's share of the GPU memory (set by sweeps that pack trials per GPU)"""
     num_threads: int | None = None
-    """torch CPU threads; None keeps torch's default"""
+    """torch CPU threads; None: `erdiff train` times 1 thread against every CPU the process may use and takes the
+    faster, a sweep worker gets its resources.cpu, a run started from Python 1 for a small step (< 1 GFLOP) and
+    every CPU otherwise (erdiff/steptime.py)"""
     compile: str = "off"
     """off | activation: torch.compile the critic's fused bias+Mish (one kernel instead of several passes; same math;
     about 30% more steps/s at M = 64 on CPU, a few seconds of start-up) | update: the whole update as one compiled

@@ -22,7 +22,8 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from erdiff.config import NON_LEARNING_FIELDS, Config, dump_yaml, flatten_config
 from erdiff.errors import ErdiffError
 from erdiff.packed import PackedAgents
 from erdiff.runlock import LOCK_FILE, hold_run_dirs
+from erdiff.steptime import default_threads
 
 logger = logging.getLogger(__name__)
 
@@ -221,14 +223,33 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
         try:
             active = _seeds_to_train(configs, run_dirs, resume)
             if active:
-                _train_locked([configs[k] for k in active], [run_dirs[k] for k in active], dataset=dataset,
-                              evaluators=None if evaluators is None else [evaluators[k] for k in active],
-                              max_action=max_action, resume=resume, progress=progress, on_evaluation=on_evaluation)
+                with run_threads(configs[0]):
+                    _train_locked([configs[k] for k in active], [run_dirs[k] for k in active], dataset=dataset,
+                                  evaluators=None if evaluators is None else [evaluators[k] for k in active],
+                                  max_action=max_action, resume=resume, progress=progress,
+                                  on_evaluation=on_evaluation)
         except BaseException:
             for run_dir in created:
                 _remove_if_no_results(run_dir)
             raise
     return [results.read_summary(run_dir) for run_dir in run_dirs]
+
+
+@contextmanager
+def run_threads(config: Config) -> Iterator[None]:
+    """torch's CPU threads while a run trains: ``train.num_threads``, or when it is unset and the run is on the
+    CPU, :func:`erdiff.steptime.default_threads` (1 for a small step, else the CPUs this process may use);
+    the caller's thread count is restored afterwards."""
+    saved = torch.get_num_threads()
+    threads = config.train.num_threads
+    if threads is None and resolve_device(config.train.device).type == "cpu":
+        threads = default_threads(config)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def _seeds_to_train(configs: list[Config], run_dirs: list[Path], resume: bool) -> list[int]:
@@ -266,8 +287,6 @@ def _train_locked(configs: list[Config], run_dirs: list[Path], *, dataset, evalu
         raise RunDirectoryError(f"cannot resume packed seeds from different steps ({listing})")
     config, tc = configs[0], configs[0].train
     device = resolve_device(tc.device)
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
     if device.type == "cuda" and tc.gpu_memory_fraction:
         torch.cuda.set_per_process_memory_fraction(tc.gpu_memory_fraction, device)
     if device.type == "cuda":  # set either way: a process may train runs of both settings one after another

@@ -21,6 +21,15 @@ import argparse
 import json
 import sys
 
+PRESET_DURATIONS = """\
+how long a run takes: before training, erdiff train prints its estimate for this machine now ("about N min"), from
+a step and an evaluation call it times. The local tasks' presets (M = 64 critics, 256 units) are long on a CPU:
+measured on the shared 2-core CPU at a load of 15-18 (bench/RESULTS.md, "Local presets"): toy (10,000 steps)
+5.8 h, pendulum-medium and -replay (20,000) 12 h, mountaincar-sparse (20,000) 9 h, hopper-noisy (10,000) 6.8 h;
+at the 3.4 steps/s the same CPU gave when idle, toy takes about 50 min and the 20,000-step presets 1.6 h and more.
+The learning check's settings (docs/learning.md: --agent.hidden_dim 64 --agent.num_critics 4, 16,000 steps) take
+6-13 min plus evaluations at the 23-50 ms per step measured at loads 3-16 (bench/RESULTS.md, "Threads")."""
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from erdiff.config import describe_fields
@@ -38,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "drift apart, see the README); --out is then the parent of their run directories "
                              "seed_<k> (default runs/<task>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.epilog = "config fields (set any as --FIELD VALUE):\n" + describe_fields()
+    parser.epilog = (PRESET_DURATIONS + "\n\nconfig fields (set any as --FIELD VALUE):\n" + describe_fields())
     parser.set_defaults(accepts_overrides=True)
 
 
@@ -62,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         configs = [config]
         run_dirs = [Path(args.out) if args.out else Path("runs") / config.task / f"seed_{config.seed}"]
+    configs = _before_training(configs, run_dirs, args.resume, args.quiet)
     try:
         summaries = train_seeds(configs, run_dirs, resume=args.resume, progress=not args.quiet)
     except KeyboardInterrupt:
@@ -84,6 +94,54 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(line))
     # A diverged run is an outcome, not a crash, but it produced no result: scripts should see that.
     return 1 if any(summary["status"] == results.DIVERGED for summary in summaries) else 0
+
+
+def _before_training(configs: list, run_dirs: list, resume: bool, quiet: bool) -> list:
+    """On the CPU with ``train.num_threads`` unset: the faster of 1 thread and every CPU, timed here now (the
+    configs then record it). Unless ``quiet``: one line on stderr with the time the run should take here."""
+    from dataclasses import replace
+
+    from torch import get_num_threads as torch_threads
+
+    from erdiff import results
+    from erdiff.steptime import choose_threads, estimate_run_seconds, is_small_step, measure_step_seconds
+    from erdiff.tasks import get_task
+    from erdiff.train import resolve_device
+
+    config, tc = configs[0], configs[0].train
+    task = get_task(config.task)
+    device = resolve_device(tc.device)
+    sizes = (task.obs_dim, task.act_dim, config.agent, tc.batch_size)
+    threads, medians = tc.num_threads, {}
+    if device.type == "cpu" and threads is None:
+        if quiet and is_small_step(*sizes):  # 1 thread untimed: nothing to print
+            threads = 1
+        else:
+            threads, medians = choose_threads(*sizes, tc.precision)
+        configs = [replace(c, train=replace(c.train, num_threads=threads)) for c in configs]
+    if quiet:
+        return configs
+    step_s = medians.get(threads) or measure_step_seconds(*sizes, device, threads=threads, precision=tc.precision)
+    timings = ", ".join(f"{count}: {1000 * seconds:.0f} ms/step" for count, seconds in medians.items())
+    summary = results.read_summary(run_dirs[0]) if resume and run_dirs[0].is_dir() else None
+    steps = tc.epochs * tc.steps_per_epoch - (summary["step"] if summary else 0)
+    if steps <= 0:  # an ended run: nothing to estimate
+        return configs
+    estimate = estimate_run_seconds(config, step_s, steps, device, threads)
+    seeds = len(configs)
+    packed = f" for {seeds} packed seeds (K x one seed's)" if seeds > 1 else ""
+    print(f"erdiff train: {config.task}: about {_duration(seeds * estimate['total_s'])} on this machine{packed}: "
+          f"{steps:,} steps x {1000 * step_s:.1f} ms (measured now, eager) + {estimate['evaluations']} evaluations "
+          f"x {task.max_episode_steps} policy calls x {1000 * estimate['policy_call_s']:.1f} ms; environment steps "
+          f"and checkpoints come on top; torch threads {threads or torch_threads()}"
+          f"{f' ({timings})' if len(medians) > 1 else ''}", file=sys.stderr)
+    return configs
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def _what_was_kept(run_dir) -> str:

@@ -144,3 +144,56 @@ def test_official_comparison_names_a_folder_without_the_official_code(tmp_path):
                                 "--critics", "2"], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 1
     assert f"--official-src {tmp_path}: cannot import the official code" in completed.stderr
+def run_gpu_suite(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    out = tmp_path / "suite.json"
+    environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    environment.update(ERDIFF_DATA_DIR=str(tmp_path / "data"), RAY_USAGE_STATS_ENABLED="0")
+    finished = subprocess.run([sys.executable, str(BENCH / "gpu_suite.py"), "--device", "cpu", "--quick", *args,
+                               "--json", str(out)], cwd=REPO, env=environment, capture_output=True, text=True,
+                              timeout=900)
+    return finished, json.loads(out.read_text())
+
+
+def check_learner_runs(runs: dict, keys: set[str]) -> None:
+    assert set(runs) == keys
+    for run in runs.values():
+        assert run["steps_per_s"] > 0 and run["peak_memory_mb"] > 0 and run["device"] == "cpu"
+
+
+def test_gpu_suite_quick_eager_learner_and_eval(tmp_path):
+    finished, result = run_gpu_suite(tmp_path, "--sections", "learner", "eval", "--modes", "off")
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert result["complete"] is True and set(result["sections"]) == {"learner", "eval"}
+    assert result["device"]["name"] and result["device"]["commit"]
+    check_learner_runs(result["sections"]["learner"]["runs"], {"M=2 off", "M=64 off", "M=64 off tf32"})
+    (evaluation,) = result["sections"]["eval"]["runs"].values()
+    for outcome in evaluation["tasks"].values():
+        assert outcome["vectorized"]["episodes_per_s"] > 0 and outcome["one_at_a_time"]["episodes_per_s"] > 0
+    assert "| learner | M=64, eager (train.compile off) |" in finished.stdout
+    assert result["table"] in finished.stdout
+
+
+def test_gpu_suite_records_a_spent_budget_as_errors_and_exits_1(tmp_path):
+    finished, result = run_gpu_suite(tmp_path, "--sections", "packed", "--budget-s", "1")
+    assert finished.returncode == 1 and "ran out of time" in finished.stderr
+    runs = result["sections"]["packed"]["runs"]
+    assert set(runs) == {"K=1", "K=4", "K=16"} and all("budget was spent" in run["error"] for run in runs.values())
+
+
+@pytest.mark.slow
+def test_gpu_suite_quick_runs_every_section(tmp_path):
+    # Starts a local Ray (the fractional section): run under the shared Ray lock.
+    finished, result = run_gpu_suite(tmp_path, "--budget-s", "900")
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    sections = result["sections"]
+    assert set(sections) == {"learner", "packed", "eval", "fractional"} and result["complete"] is True
+    check_learner_runs(sections["learner"]["runs"], {"M=2 off", "M=2 activation", "M=2 update", "M=64 off",
+                                                     "M=64 activation", "M=64 off tf32"})
+    packed = sections["packed"]["runs"]
+    assert set(packed) == {"K=1", "K=4", "K=16"}
+    for seeds, run in zip((1, 4, 16), packed.values()):
+        assert run["seeds"] == seeds and run["seed_steps_per_s"] == pytest.approx(seeds * run["steps_per_s"])
+    sweep = sections["fractional"]["runs"]["sweep"]
+    assert sweep["trials"] == 4 and sweep["completed"] == sweep["seed_runs"] == 4
+    assert sweep["seed_steps"] == 4 * 10 and sweep["seed_steps_per_s"] > 0
+    assert "| fractional | quickstart, 4 trials at once" in finished.stdout

@@ -217,6 +217,21 @@ def test_dry_run_prints_trials_resources_and_gpu_hours(tmp_path, capsys):
     assert "one process (cpu 2, gpu 0.25) running the 2 seeds together as one batched model" in out
 
 
+def test_dry_run_of_a_cpu_sweep_measures_its_step_time_here(capsys):
+    # The quickstart is a CPU sweep without resources.step_seconds: its step time is timed on this machine, so
+    # its CPU-hours are a positive number (they printed 0.0 at an assumed GPU step time), and so is its wall time.
+    assert main(["sweep", str(CONFIGS / "quickstart.yaml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("estimated GPU-hours"))
+    assert line.startswith("estimated GPU-hours: 0.0, CPU-hours: ") and "measured on this machine's CPU now" in line
+    assert float(line.split("CPU-hours: ")[1].split()[0]) > 0
+    wall = next(line for line in out.splitlines() if line.startswith("wall time on a local Ray here"))
+    assert "2 trial(s) at once" in wall  # 0.99 CPU per trial, concurrency 2
+    # A GPU sweep without it says that its step time is assumed.
+    assert main(["sweep", str(CONFIGS / "ablation_alpha_M.yaml"), "--dry-run"]) == 0
+    assert "0.02 s per gradient step, assumed: set resources.step_seconds" in capsys.readouterr().out
+
+
 def test_sweep_command_reports_spec_errors(tmp_path, capsys):
     spec_path = tmp_path / "bad.yaml"
     spec_path.write_text(yaml.safe_dump(with_changes(seeds=0)))

@@ -5,7 +5,7 @@ seed's mean of its last k evaluations. Results land in --out (default results/<s
 trials/<trial>/trial.json and trials/<trial>/seed_<k>/ run directories; Tune's state in <out>/ray/.
 
 examples:
-  erdiff sweep tune/configs/quickstart.yaml --dry-run     # the trials, resources and GPU-hours
+  erdiff sweep tune/configs/quickstart.yaml --dry-run     # the trials, resources and estimated hours
   erdiff sweep tune/configs/quickstart.yaml               # local Ray sized to this machine
   erdiff sweep tune/configs/quickstart.yaml --resume      # continue an interrupted sweep
   erdiff sweep tune/configs/paper_table.yaml --address auto   # an existing Ray cluster
@@ -32,7 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "another user, or lies in an object store (s3://, gs://): resuming unpickles that "
                              "state, which runs any code it holds (README, 'Reliability')")
     parser.add_argument("--dry-run", action="store_true",
-                        help="print the trials, resources and estimated GPU-hours, then exit without running")
+                        help="print the trials, resources and estimated GPU-/CPU-hours (a CPU sweep's step time "
+                             "measured here, and its wall time on a local Ray), then exit without running")
     parser.epilog = "spec fields:\n" + "\n".join(f"  {key}: {text}" for key, text in FIELD_HELP.items())
 
 

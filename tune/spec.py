@@ -62,8 +62,8 @@ FIELD_HELP = {
     "objective": "{metric: a metrics.jsonl key (default normalized_score_mean), mode: max|min, last_k: k}: each "
                  "seed's value is the mean of its last k evaluations, the trial's the mean over seeds",
     "resources": "per seed worker (trainable train) or per trial process (function, packed): {cpu: 1, gpu: 0 "
-                 "(a fraction of one GPU), step_seconds: 0.02 (seconds per gradient step of one seed, only for "
-                 "the dry run's time estimate)}",
+                 "(a fraction of one GPU), step_seconds: seconds per gradient step of one seed, only for the dry "
+                 "run's time estimate (default: measured on this machine when gpu is 0, else 0.02 assumed)}",
     "concurrency": "maximum number of trials running at once (default: as many as the resources allow)",
     "storage": "where Ray keeps Tune state and checkpoints: an absolute path, an NFS mount or s3://...; "
                "default <out>/ray (multi-node clusters need shared storage here)",
@@ -114,7 +114,8 @@ class Objective:
 class Resources:
     cpu: float = 1.0
     gpu: float = 0.0
-    step_seconds: float = 0.02
+    step_seconds: float | None = None
+    """seconds per gradient step of one seed, for the dry run's estimate; None: measured here on a CPU sweep"""
 
 
 @dataclass(frozen=True)
@@ -500,8 +501,8 @@ def _parse_resources(fail: _Fail, value: Any) -> Resources:
     _check_keys(fail, "resources", value, ("cpu", "gpu", "step_seconds"))
     return Resources(_number(fail, "resources.cpu", value.get("cpu", 1.0), 0.0, low_open=True),
                      _number(fail, "resources.gpu", value.get("gpu", 0.0), 0.0, 1.0),
-                     _number(fail, "resources.step_seconds", value.get("step_seconds", 0.02), 0.0,
-                             low_open=True))
+                     None if value.get("step_seconds") is None else
+                     _number(fail, "resources.step_seconds", value["step_seconds"], 0.0, low_open=True))
 
 
 def _parse_storage(fail: _Fail, value: Any) -> str | None:
