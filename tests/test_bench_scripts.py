@@ -144,6 +144,8 @@ def test_official_comparison_names_a_folder_without_the_official_code(tmp_path):
                                 "--critics", "2"], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 1
     assert f"--official-src {tmp_path}: cannot import the official code" in completed.stderr
+
+
 def run_gpu_suite(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / "suite.json"
     environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
