@@ -3,8 +3,8 @@
 Every line starts with the time since the sweep started and the event, then the trial's own name (the name of
 its folder under ``trials/``)::
 
-    [0:00:31] evaluation 001_toy_ent_coef=0_T=5  1/5  1.9 ± 3.2 (2)
-    [0:00:41] progress   1/4 trials done (1 completed), 1 running, 2 left; 6/20 evaluations; ETA 0:01:05; ...
+    [0:00:55] evaluation 001_toy_ent_coef=0_T=5  1/5  normalized_score_mean 1.9 ± 3.2 (2)
+    [0:01:05] progress   1/4 trials done (1 completed); 1 running; 2 left; 10/20 evaluations; ETA 0:00:53; ...
 
 Events: started, evaluation k/n with the objective (labelled once at the start, as the final ranking labels
 it), finished, stopped (by ASHA), retrying (a failed trial that Tune restarts), diverged and failed. A failure
@@ -127,8 +127,8 @@ def _number_or_none(value: float | None) -> float | None:
 class SweepConsole(ray.tune.Callback):
     """Prints the sweep's trial events and progress (see the module docstring).
 
-    Stateless between runs (Tune restores it from the sweep's saved state on --resume): every count comes from the
-    results folder, which TrialRecorder, listed before it, has written when an event reaches it."""
+    Every count comes from the results folder, which TrialRecorder, listed before it, has written when an event
+    reaches it; a resumed sweep gets a new console (tune.sweep), not the one saved with Tune's state."""
 
     def __init__(self, context: SweepContext):
         self.context = context

@@ -126,6 +126,8 @@ def _say_where_ray_logs(verbose: bool, where: str) -> None:
 
 def _use_this_console(tuner: ray.tune.Tuner, context: SweepContext, verbose: bool) -> None:
     """Give a restored tuner this run's console: Tune restores the run config the sweep started with."""
+    if tuner._local_tuner is None:  # through Ray Client (ray://) the tuner lives on the cluster: as it was saved
+        return
     run_config = tuner._local_tuner.get_run_config()  # Ray's restore sets its fields the same way
     run_config.verbose = tune_verbosity(verbose)
     run_config.callbacks = [c for c in run_config.callbacks or [] if not isinstance(c, SweepConsole)]
