@@ -75,7 +75,10 @@ def aggregate(reports: list[dict]) -> dict:
 def trial_record(sweep: str, trial: str, task: str, params: dict, objective: Objective, result: dict | None,
                  status: str, divergence: dict | None = None) -> dict:
     """The content of ``<out>/trials/<trial>/trial.json``: the configuration and its latest seed aggregate;
-    for a diverged trial, where each diverged seed did (``divergence``: ``seed_<k>`` -> step, epoch, quantity)."""
+    for a diverged trial, where each diverged seed did (``divergence``: ``seed_<k>`` -> step, epoch, quantity).
+
+    ``wall_time_s`` is Tune's ``time_total_s`` of the result: seconds the trial has run, startup included (what
+    tune.progress estimates the time left from)."""
     result = result or {}
     record = {
         "sweep": sweep,
@@ -89,6 +92,7 @@ def trial_record(sweep: str, trial: str, task: str, params: dict, objective: Obj
         "evaluation": result.get("evaluation", 0),
         "planned_evaluations": result.get("planned_evaluations"),
         "step": result.get("step", 0),
+        "wall_time_s": result.get("time_total_s"),
     }
     if divergence:
         record["divergence"] = divergence
@@ -101,4 +105,10 @@ def write_trial_record(trial_dir: str | Path, record: dict) -> None:
 
 def read_trial_records(out_dir: str | Path) -> list[dict]:
     """Every ``trials/<trial>/trial.json`` of the sweep in ``out_dir``, by trial name."""
-    return [json.loads(path.read_text()) for path in sorted(Path(out_dir).glob(f"trials/*/{TRIAL_FILE}"))]
+    records = []
+    for path in sorted(Path(out_dir).glob(f"trials/*/{TRIAL_FILE}")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise results.ResultsError(f"{path}: not valid JSON ({err})") from err
+    return records

@@ -8,6 +8,7 @@ examples:
   erdiff sweep tune/configs/quickstart.yaml --dry-run     # the trials, resources and estimated hours
   erdiff sweep tune/configs/quickstart.yaml               # local Ray sized to this machine
   erdiff sweep tune/configs/quickstart.yaml --resume      # continue an interrupted sweep
+  erdiff status results/quickstart                        # where it stands, from another shell or machine
   erdiff sweep tune/configs/paper_table.yaml --address auto   # an existing Ray cluster
   ray job submit --address http://HEAD:8265 --working-dir . -- python -m tune.sweep tune/configs/paper_table.yaml
 """
@@ -31,6 +32,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="DANGEROUS: resume even when Ray Tune's state in --out could have been written by "
                              "another user, or lies in an object store (s3://, gs://): resuming unpickles that "
                              "state, which runs any code it holds (README, 'Reliability')")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print Ray's own output too: Tune's status tables and per-trial boxes, what the workers "
+                             "and raylets print (by default they go to Ray's log files only)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the trials, resources and estimated GPU-/CPU-hours (a CPU sweep's step time "
                              "measured here, and its wall time on a local Ray), then exit without running")
@@ -51,4 +55,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from tune.sweep import run_sweep
 
-    return run_sweep(spec, out_dir, address=args.address, resume=args.resume, trust_tune_state=args.trust_tune_state)
+    return run_sweep(spec, out_dir, address=args.address, resume=args.resume, trust_tune_state=args.trust_tune_state,
+                     verbose=args.verbose)

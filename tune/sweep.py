@@ -32,13 +32,14 @@ from erdiff import results
 from erdiff.errors import ErdiffError
 from erdiff.runlock import RunLockedError, hold_run_dirs
 from tune import local_ray
-from tune.aggregate import DIVERGED, read_trial_records, trial_record, write_trial_record
+from tune.aggregate import DIVERGED, trial_record, write_trial_record
+from tune.console import SweepConsole, init_options, quiet_ray, tune_verbosity
 from tune.plan import check_cluster_fits
+from tune.progress import SPEC_FILE, sweep_progress, table_lines
 from tune.spec import SweepSpec, scheduler_grace_period, scheduler_max_t, trial_name
 from tune.trainable import SweepContext, diverged_seeds, make_trainable
 from tune.trust import check_tune_state
 
-SPEC_FILE = "sweep.yaml"
 METRIC = "objective"
 """The key of the seed aggregate that Tune, Optuna and ASHA optimise (tune.aggregate.aggregate)."""
 
@@ -48,11 +49,12 @@ class SweepError(ErdiffError):
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, resume: bool = False,
-              trust_tune_state: bool = False) -> int:
+              trust_tune_state: bool = False, verbose: bool = False) -> int:
     """Run (or with ``resume`` continue) ``spec``; return 0 when every trial finished or diverged, 1 otherwise.
 
     A resume first checks that no one else could have written Tune's state (tune.trust), unless
-    ``trust_tune_state``."""
+    ``trust_tune_state``. The console shows trial events and progress (tune.console); ``verbose`` adds Ray's
+    own output."""
     local_ray.end_dead_sessions()  # first: what a killed local sweep left, even when this sweep is refused
     if URI_SCHEME.match(str(out_dir)):  # refused on any cluster: run directories are plain files
         check_out_dir_for_cluster(str(out_dir), num_nodes=1)
@@ -62,54 +64,77 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, 
     # Tune saves its state whenever a trial reports a checkpoint (it keeps the last two): with evaluations a
     # few seconds apart (small tasks) it would warn about every one of those saves.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    session = connect(address)
-    try:
-        # Before anything is written: on several nodes, run directories and Tune state need shared storage.
-        num_nodes = sum(1 for node in ray.nodes() if node["Alive"])
-        check_out_dir_for_cluster(context.out_dir, num_nodes)
-        check_storage_for_cluster(context.storage, num_nodes)
-        shortage = check_cluster_fits(spec, ray.cluster_resources(), local=session is not None)
-        if shortage:
-            print(f"warning: {shortage}; its trials wait until the cluster grows", file=sys.stderr)
-        if resume:
-            tuner = ray.tune.Tuner.restore(experiment, trainable=make_trainable(context), resume_unfinished=True,
-                                           resume_errored=True)
-        else:
-            spec_text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
-            results.atomic_write_text(Path(context.out_dir) / SPEC_FILE, spec_text)
-            tuner = build_tuner(context)
-        grid = tuner.fit()
-    finally:
-        if session is not None:
-            ray.shutdown()
-            local_ray.end_session(*session)  # the agents may outlive a shutdown too
+    with quiet_ray(verbose):
+        session = connect(address, verbose)
+        try:
+            # Before anything is written: on several nodes, run directories and Tune state need shared storage.
+            num_nodes = sum(1 for node in ray.nodes() if node["Alive"])
+            check_out_dir_for_cluster(context.out_dir, num_nodes)
+            check_storage_for_cluster(context.storage, num_nodes)
+            shortage = check_cluster_fits(spec, ray.cluster_resources(), local=session is not None)
+            if shortage:
+                print(f"warning: {shortage}; its trials wait until the cluster grows", file=sys.stderr)
+            if resume:
+                tuner = ray.tune.Tuner.restore(experiment, trainable=make_trainable(context), resume_unfinished=True,
+                                               resume_errored=True)
+                _use_this_console(tuner, context, verbose)
+            else:
+                spec_text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+                results.atomic_write_text(Path(context.out_dir) / SPEC_FILE, spec_text)
+                tuner = build_tuner(context, verbose)
+            grid = tuner.fit()
+        finally:
+            if session is not None:
+                ray.shutdown()
+                local_ray.end_session(*session)  # the agents may outlive a shutdown too
     return _print_outcome(context, grid)
 
 
-def connect(address: str | None) -> tuple[Path, str] | None:
-    """Connect to ``address``, to the job's cluster (RAY_ADDRESS) or start a local Ray.
+def connect(address: str | None, verbose: bool = False) -> tuple[Path, str] | None:
+    """Connect to ``address``, to the job's cluster (RAY_ADDRESS) or start a local Ray; unless ``verbose``, what
+    Ray's processes print goes to its log files only (tune.console).
 
     For a local Ray started here: its record and session directory (tune.local_ray), else None."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home
+    options = init_options(verbose)
     if address:
         try:
-            ray.init(address=address)
+            ray.init(address=address, **options)
         except ConnectionError as err:
             raise SweepError(f"cannot connect to the Ray cluster at {address} ({err}); a cluster of Ray 2.59 or "
                              "newer wants an auth token: set RAY_AUTH_MODE=token (the token is read from "
                              "RAY_AUTH_TOKEN or ~/.ray/auth_token)") from err
         return None
+        _say_where_ray_logs(verbose, "on the cluster's nodes, in /tmp/ray/session_latest/logs")
+        return None
     if os.environ.get("RAY_ADDRESS"):
-        ray.init()  # inside `ray job submit`: the cluster's resources, not ours
+        ray.init(**options)  # inside `ray job submit`: the cluster's resources, not ours
+        _say_where_ray_logs(verbose, "on the cluster's nodes, in /tmp/ray/session_latest/logs")
         return None
     with local_ray.loopback_only():
         context = ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True,
-                           dashboard_host="127.0.0.1")
+                           dashboard_host="127.0.0.1", **options)
     session_dir = context.address_info["session_dir"]
+    _say_where_ray_logs(verbose, f"in {session_dir}/logs; dashboard http://{context.dashboard_url}")
     return local_ray.record_session(session_dir), session_dir
 
 
-def build_tuner(context: SweepContext) -> ray.tune.Tuner:
+def _say_where_ray_logs(verbose: bool, where: str) -> None:
+    if not verbose:
+        print(f"Ray's own output: {where} (`erdiff sweep --verbose` prints it here)", flush=True)
+
+
+def _use_this_console(tuner: ray.tune.Tuner, context: SweepContext, verbose: bool) -> None:
+    """Give a restored tuner this run's console: Tune restores the run config the sweep started with."""
+    if tuner._local_tuner is None:  # through Ray Client (ray://) the tuner lives on the cluster: as it was saved
+        return
+    run_config = tuner._local_tuner.get_run_config()  # Ray's restore sets its fields the same way
+    run_config.verbose = tune_verbosity(verbose)
+    run_config.callbacks = [c for c in run_config.callbacks or [] if not isinstance(c, SweepConsole)]
+    run_config.callbacks.append(SweepConsole(context))
+
+
+def build_tuner(context: SweepContext, verbose: bool = False) -> ray.tune.Tuner:
     spec = context.spec
     if spec.search.mode == "optuna":
         from ray.tune.search.optuna import OptunaSearch
@@ -134,7 +159,8 @@ def build_tuner(context: SweepContext) -> ray.tune.Tuner:
             name=spec.name, storage_path=context.storage,
             failure_config=ray.tune.FailureConfig(max_failures=spec.failure.trial_retries),
             checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[TrialRecorder(context)], verbose=1),
+            # The console reads what TrialRecorder wrote: after it.
+            callbacks=[TrialRecorder(context), SweepConsole(context)], verbose=tune_verbosity(verbose)),
     )
 
 
@@ -235,33 +261,14 @@ def _check_results_folder(context: SweepContext, experiment: str, resume: bool, 
                              f"({saved_spec}) in: {', '.join(changed)}; restore it or start a new sweep")
 
 
-def _score_text(objective: dict) -> str:
-    """``mean ± std (n)`` with the table's decimals; ``mean (1)`` for one seed, ``-`` without a value."""
-    if objective["mean"] is None:
-        return "-"
-    values = [v for v in objective["per_seed"].values() if v is not None]
-    std = "" if objective["std"] is None else f" ± {objective['std']:.{results.SCORE_DECIMALS}f}"
-    return f"{objective['mean']:.{results.SCORE_DECIMALS}f}{std} ({len(values)})"
-
-
 def _print_outcome(context: SweepContext, grid) -> int:
-    """A ranked list of the sweep's trials from their trial.json files; 1 if a trial failed.
+    """The table of `erdiff status` (tune.progress) once the sweep is over; 1 if a trial failed.
 
     A diverged trial is a result of its configuration, not a failure of the sweep: listed last, as diverged.
     """
-    spec = context.spec
-    records = read_trial_records(context.out_dir)
-    sign = -1 if spec.objective.mode == "max" else 1
-    records.sort(key=lambda r: (r["objective"]["mean"] is None, sign * (r["objective"]["mean"] or 0.0)))
-    k = spec.objective.last_k
-    print(f"\n{spec.name}: {len(records)} trials, ranked by the {spec.objective.mode} of {spec.objective.metric}: "
-          f"mean ± std over seeds (ddof={results.SEED_DDOF}) of each seed's mean of its last {k} evaluations, "
-          f"(number of seeds); `erdiff table {context.out_dir} --select last-k --k {k}` shows the same numbers")
-    for record in records:
-        shown = DIVERGED if record["status"] == DIVERGED else _score_text(record["objective"])
-        print(f"  {record['trial']:<48} {shown:>20}  evaluation {record['evaluation']}/"
-              f"{record['planned_evaluations']}  {record['status']}")
-    diverged = sum(record["status"] == DIVERGED for record in records)
+    progress = sweep_progress(context.spec, context.out_dir)
+    print("\n" + "\n".join(table_lines(progress, context.out_dir)))
+    diverged = sum(trial.status == DIVERGED for trial in progress.trials)
     return 1 if len(grid.errors) > diverged else 0
 
 
