@@ -3,12 +3,11 @@ accumulator, MLflow's client on a sqlite store, and W&B's offline run files (its
 
 import json
 import shutil
-import struct
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from tracking_readers import read_tensorboard, read_wandb_run, wandb_folders
 
 from erdiff import results
 from erdiff.cli import main
@@ -55,12 +54,7 @@ def run_train(config, run_dir, dataset, evaluator, stop_at: int | None = None, *
 
 
 def tensorboard_events(run_dir: Path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    accumulator = EventAccumulator(str(run_dir / TENSORBOARD_DIR),
-                                   size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
-    accumulator.Reload()
-    return accumulator
+    return read_tensorboard(run_dir / TENSORBOARD_DIR)
 
 
 def test_tensorboard_holds_every_record_key_per_step_and_the_config(tmp_path, linear_dataset, evaluator):
@@ -176,79 +170,6 @@ def test_mlflow_holds_params_metric_history_and_tags(mlflow_uri, tmp_path, linea
 
 # ---------------------------------------------------------------------------------------------------------
 # Weights & Biases, offline
-
-
-@pytest.fixture
-def wandb_offline(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    for name in ("WANDB_DIR", "WANDB_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):  # nothing written to $HOME
-        monkeypatch.setenv(name, str(tmp_path / "wandb-home"))
-
-
-LOG_BLOCK = 32768
-"""W&B's .wandb files are a LevelDB-style log: 32 KiB blocks of records with a 7-byte header each."""
-
-
-def wandb_records(path: Path) -> list:
-    """The protobuf records of one offline .wandb file (its header is ':W&B', a 2-byte magic and a version)."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = path.read_bytes()
-    assert data[:4] == b":W&B"
-    position, pending, records = 7, b"", []
-    while position + 7 <= len(data):
-        if LOG_BLOCK - position % LOG_BLOCK < 7:  # a block's tail too short for a header is padding
-            position += LOG_BLOCK - position % LOG_BLOCK
-            continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
-        if kind == 0:
-            break
-        pending += data[position + 7:position + 7 + length]
-        position += 7 + length
-        if kind in (1, 4):  # a full record, or the last piece of one
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            records.append(record)
-            pending = b""
-    return records
-
-
-def finished_wandb_records(path: Path, timeout_s: float = 60.0) -> list:
-    """The records of a finished offline run: W&B's service writes the file after ``run.finish()`` returns, so wait
-    for its exit record."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        records = wandb_records(path)
-        if any(record.WhichOneof("record_type") == "exit" for record in records) or time.monotonic() > deadline:
-            return records
-        time.sleep(0.2)
-
-
-def read_wandb_run(folder: Path) -> dict:
-    """What one offline run folder holds: the run's id, name, group, tags, config and history by step."""
-    (path,) = folder.glob("run-*.wandb")
-    run, config, history = None, {}, {}
-    for record in finished_wandb_records(path):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            run = record.run
-            config.update({item.key: json.loads(item.value_json) for item in run.config.update})
-        elif kind == "config":
-            config.update({item.key: json.loads(item.value_json) for item in record.config.update})
-        elif kind == "history":
-            items = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
-            history[items.pop("_step")] = items
-    return {"id": run.run_id, "name": run.display_name, "group": run.run_group, "tags": list(run.tags),
-            "project": run.project, "config": {k: v.get("value", v) if isinstance(v, dict) else v
-                                               for k, v in config.items()}, "history": history}
-
-
-def wandb_folders(run_dir: Path) -> list[Path]:
-    return sorted((run_dir / "wandb").glob("offline-run-*"))
 
 
 def test_wandb_offline_run_holds_every_record_the_config_and_tags(wandb_offline, tmp_path, linear_dataset,

@@ -35,6 +35,7 @@ from tune import local_ray
 from tune.aggregate import DIVERGED, read_trial_records, trial_record, write_trial_record
 from tune.plan import check_cluster_fits
 from tune.spec import SweepSpec, scheduler_grace_period, scheduler_max_t, trial_name
+from tune.tracking import set_tracking_environment, tracking_callbacks
 from tune.trainable import SweepContext, diverged_seeds, make_trainable
 from tune.trust import check_tune_state
 
@@ -62,6 +63,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, 
     # Tune saves its state whenever a trial reports a checkpoint (it keeps the last two): with evaluations a
     # few seconds apart (small tasks) it would warn about every one of those saves.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    set_tracking_environment(spec, context.out_dir)
     session = connect(address)
     try:
         # Before anything is written: on several nodes, run directories and Tune state need shared storage.
@@ -134,7 +136,7 @@ def build_tuner(context: SweepContext) -> ray.tune.Tuner:
             name=spec.name, storage_path=context.storage,
             failure_config=ray.tune.FailureConfig(max_failures=spec.failure.trial_retries),
             checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[TrialRecorder(context)], verbose=1),
+            callbacks=[TrialRecorder(context), *tracking_callbacks(spec)], verbose=1),
     )
 
 
