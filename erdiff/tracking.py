@@ -20,8 +20,8 @@ run that missed evaluations, catches up). TensorBoard also purges events beyond 
 logged just before a crash is not shown twice.
 
 Tracking never costs a result: trackers open at the first evaluation (a run that fails before it leaves no
-tracked run), and one that raises is reported in one warning and switched off for the rest of the process; the
-run goes on. A library that is not installed is an error before training starts.
+tracked run), and one that raises is reported in one warning and switched off until the training call ends (a
+resume tries it again); the run goes on. A library that is not installed is an error before training starts.
 """
 
 from __future__ import annotations
@@ -247,6 +247,7 @@ class RunTracking:
         self.run_dir = run_dir
         self.trackers: dict[str, Tracker] | None = None
         self.steps: dict[str, int] = {}
+        self.saved: dict[str, dict] = {}
 
     def log(self, records: list[dict]) -> None:
         """Send every tracker the records of ``records`` (the run's metrics, in step order) beyond its step."""
@@ -266,7 +267,13 @@ class RunTracking:
             self._guard(name, "close", self.trackers[name].close, status)
 
     def _open(self) -> None:
-        saved = read_tracking(self.run_dir)
+        try:
+            saved = read_tracking(self.run_dir)
+        except results.ResultsError as err:  # the tracked runs cannot be found again: new ones get every record
+            logger.warning("%s; tracking starts new tracked runs", err)
+            saved = {}
+        # Entries of libraries not tracked now are kept: a later resume that tracks them again continues them.
+        self.saved = {name: entry for name, entry in saved.items() if name in TRACKERS}
         self.trackers = {}
         for name in self.config.train.track:
             entry = saved.get(name)
@@ -277,18 +284,18 @@ class RunTracking:
                 self.steps[name] = entry["step"] if tracker.continued else -1
 
     def _guard(self, name: str, action: str, function, *args):
-        """``function(*args)``; if it raises, one warning and tracker ``name`` is off for this process."""
+        """``function(*args)``'s result (True for None), or None when it raised: then one warning, and tracker
+        ``name`` is off for the rest of this call."""
         try:
             return function(*args) or True
         except Exception as err:  # a tracking library's failure must never cost the run
-            logger.warning("%s: tracking with %s failed to %s (%s: %s); it is off for the rest of this process, "
+            logger.warning("%s: tracking with %s failed to %s (%s: %s); it is off until this training call ends, "
                            "the run goes on", self.run_dir, name, action, type(err).__name__, err)
             if self.trackers is not None:
                 self.trackers.pop(name, None)
             return None
 
     def _save(self) -> None:
-        data = {"format": TRACKING_FORMAT, **read_tracking(self.run_dir)}
         for name, tracker in self.trackers.items():
-            data[name] = {**tracker.state(), "step": self.steps[name]}
-        results.write_json(self.run_dir / results.TRACKING_FILE, data)
+            self.saved[name] = {**tracker.state(), "step": self.steps[name]}
+        results.write_json(self.run_dir / results.TRACKING_FILE, {"format": TRACKING_FORMAT, **self.saved})
