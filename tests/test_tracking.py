@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from tracking_readers import read_tensorboard, read_wandb_run, wandb_folders
@@ -25,19 +26,23 @@ def tracked_config(track: str, epochs: int = 3, **overrides):
     return make_config("toy", overrides={**SMALL, "train.epochs": str(epochs), "train.track": track, **overrides})
 
 
-def score_evaluator(policy):
-    """Scores that depend on nothing but the call count: 10, 20, 30, ... (the policy is still run)."""
-    score_evaluator.calls = getattr(score_evaluator, "calls", 0) + 1
-    policy(__import__("numpy").zeros((2, 3), dtype="float32"))
-    score = 10.0 * score_evaluator.calls
-    return {"episode_returns": [score - 1, score + 1], "return_mean": score, "return_std": 1.0,
-            "normalized_score_mean": score, "normalized_score_std": 1.0}
+class CountingEvaluator:
+    """Scores 10, 20, 30, ... by call (the policy is still run), so every evaluation's record is known."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, policy):
+        self.calls += 1
+        policy(np.zeros((2, 3), dtype=np.float32))
+        score = 10.0 * self.calls
+        return {"episode_returns": [score - 1, score + 1], "return_mean": score, "return_std": 1.0,
+                "normalized_score_mean": score, "normalized_score_std": 1.0}
 
 
 @pytest.fixture
 def evaluator():
-    score_evaluator.calls = 0
-    return score_evaluator
+    return CountingEvaluator()
 
 
 def run_train(config, run_dir, dataset, evaluator, stop_at: int | None = None, **kwargs):
