@@ -143,6 +143,9 @@ COMPILE_MODES = ("off", "activation", "update")
 LEGACY_COMPILE = {False: "off", True: "activation"}
 """train.compile was a bool before it had modes: old config files and checkpoints' configs still say false/true."""
 
+TRACKERS = ("tensorboard", "wandb", "mlflow")
+"""The train.track values: the tracking libraries erdiff.tracking logs to."""
+
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:(0|[1-9][0-9]*))?")
 """The train.device values: what torch.device accepts of the devices the learner runs on (no leading zeros)."""
 
@@ -188,6 +191,9 @@ class TrainConfig:
     tf32: bool = False
     """on CUDA, float32 matrix products in TF32 (torch.backends.cuda.matmul.fp32_precision = "tf32"; false sets
     "ieee"): faster on GPUs with tensor cores, with a 10-bit mantissa in the products; a speed setting"""
+    track: list[str] = field(default_factory=list)
+    """experiment tracking of every evaluation: any of tensorboard, wandb, mlflow, as a list or comma-separated
+    (`--track tensorboard,wandb`); needs `pip install 'erdiff[track]'`; README, section Tracking"""
 
     def __post_init__(self) -> None:
         if isinstance(self.compile, bool):
@@ -208,6 +214,11 @@ class TrainConfig:
         if self.num_threads is not None:
             _check_range("train.num_threads", self.num_threads, 1)
         _check_choice("train.precision", self.precision, ("float32", "bfloat16"))
+        for name in self.track:
+            if name not in TRACKERS:
+                _fail("train.track", self.track, f"a list of {', '.join(TRACKERS)}{did_you_mean(name, TRACKERS)}")
+        if len(set(self.track)) != len(self.track):
+            _fail("train.track", self.track, "a list without repeats")
 
 
 @dataclass
@@ -242,7 +253,7 @@ class Config:
 SECTIONS = {"agent": AgentConfig, "train": TrainConfig}
 
 NON_LEARNING_FIELDS = frozenset({"train.device", "train.num_threads", "train.gpu_memory_fraction", "train.compile",
-                                 "train.tf32"})
+                                 "train.tf32", "train.track"})
 """Flattened fields that change how fast or where a run goes, never what it learns (with ``tags.*``)."""
 
 
@@ -279,6 +290,12 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _fail(name, value, "a number")
         return float(value)
+    if "list" in text:  # a list of names, also written comma-separated (on the command line)
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            _fail(name, value, "a list of names or one comma-separated string")
+        return value
     if "str" in text:
         if not isinstance(value, str):
             _fail(name, value, "a string")
@@ -451,7 +468,8 @@ def describe_fields() -> str:
     """A help listing of every overridable field with its default and docstring."""
     lines = []
     for prefix, cls in (("", Config), ("agent.", AgentConfig), ("train.", TrainConfig)):
-        defaults = {f.name: f.default for f in fields(cls) if f.default is not dataclasses.MISSING}
+        defaults = {f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+                    for f in fields(cls) if (f.default, f.default_factory) != (dataclasses.MISSING,) * 2}
         for name, doc in field_docs(cls).items():
             if name in SECTIONS or name in ("tags", "task"):
                 continue

@@ -6,6 +6,7 @@ A *run directory* holds one seed of one configuration::
     metrics.jsonl    one JSON object per evaluation, in step order (keys: METRIC_KEYS and more)
     summary.json     status and the last / best / last-k-mean normalized score and return
     checkpoint.pt    the latest checkpoint (everything for an exact resume)
+    tracking.json    with train.track only: the tracked runs' ids and steps (erdiff.tracking)
 
 Every file is replaced atomically (written to a temporary file in the same folder, then renamed), so a
 crash leaves either the old or the new version, never a torn one.
@@ -30,6 +31,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+TRACKING_FILE = "tracking.json"
 
 METRIC_KEYS = (
     "step", "epoch", "time_s",
@@ -133,14 +135,19 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     return records
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file of a run; one that is not valid JSON is a ResultsError naming it."""
+    try:
+        return json.loads(_read_text(Path(path)))
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{path}: not valid JSON ({err})") from err
+
+
 def read_summary(run_dir: str | Path) -> dict | None:
     path = Path(run_dir) / SUMMARY_FILE
     if not path.is_file():
         return None
-    try:
-        return json.loads(_read_text(path))
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path}: not valid JSON ({err})") from err
+    return read_json(path)
 
 
 def read_config(run_dir: str | Path) -> dict:

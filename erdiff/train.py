@@ -12,7 +12,8 @@ anything else: a run with records but no checkpoint is refused, an ended run is 
 
 One process writes a run directory at a time (:mod:`erdiff.runlock`). A seed whose losses, Q-values or weights
 become non-finite stops at the end of that epoch: summary status ``diverged``, no score, the last finite
-checkpoint kept (README, "Reliability").
+checkpoint kept (README, "Reliability"). With ``train.track``, each evaluation also goes to TensorBoard, W&B or
+MLflow (:mod:`erdiff.tracking`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from erdiff.errors import ErdiffError
 from erdiff.packed import PackedAgents
 from erdiff.runlock import LOCK_FILE, hold_run_dirs
 from erdiff.steptime import default_threads
+from erdiff.tracking import RunTracking, check_installed
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +217,7 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
     A seed whose loss, Q-value or weights become non-finite stops at the end of that epoch with summary status
     ``diverged`` and its last finite checkpoint (the other packed seeds go on)."""
     check_packable(configs)
+    check_installed(configs[0].train.track)
     run_dirs = [Path(out_dir) for out_dir in out_dirs]
     created = [run_dir for run_dir in run_dirs if not run_dir.exists()]
     for run_dir in run_dirs:
@@ -339,6 +342,8 @@ def _train_locked(configs: list[Config], run_dirs: list[Path], *, dataset, evalu
     steps_in_period = 0
     lr_factor = None
     progress_bar = _progress_bar(progress, total_steps, learner.step, config.task, [c.seed for c in configs])
+    trackings = [RunTracking(seed_config, run_dir) for seed_config, run_dir in zip(configs, run_dirs)] \
+        if tc.track else []
     try:
         for epoch in range(start_epoch + 1, tc.epochs + 1):
             for _ in range(tc.steps_per_epoch):
@@ -390,6 +395,8 @@ def _train_locked(configs: list[Config], run_dirs: list[Path], *, dataset, evalu
                     "config": config_dicts[k]})
                 _write_summary(run_dir, config_dicts[k], records[k], agent.step, epoch, time_s,
                                status="completed" if finished else "running")
+                if trackings:  # after the checkpoint: a tracked run never holds a step that a resume redoes
+                    trackings[k].log(records[k])
                 if on_evaluation is not None and on_evaluation(record, run_dir):
                     stop = True
             if stop and not finished:
@@ -404,6 +411,8 @@ def _train_locked(configs: list[Config], run_dirs: list[Path], *, dataset, evalu
                 break
     finally:
         progress_bar.close()
+        for tracking in trackings:
+            tracking.close((results.read_summary(tracking.run_dir) or {}).get("status", "running"))
         for evaluator in evaluators or []:
             if hasattr(evaluator, "close"):
                 evaluator.close()

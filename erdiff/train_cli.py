@@ -13,6 +13,7 @@ examples:
   erdiff train --task hopper-medium-v2 --train.dataset ../shared/data/hopper-sac-medium.hdf5 --agent.num_critics 16
   erdiff train --task toy --out runs/toy --resume          # continue an interrupted run exactly
   erdiff train --task toy --seeds 0,1,2 --out runs/toy     # 3 seeds as one batched model: runs/toy/seed_<k>
+  erdiff train --task toy --out runs/toy --track tensorboard,mlflow   # also log to TensorBoard and MLflow
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "same computation as separate runs, but in float32 the rounding differs and the runs "
                              "drift apart, see the README); --out is then the parent of their run directories "
                              "seed_<k> (default runs/<task>)")
+    parser.add_argument("--track", metavar="LIB1,LIB2",
+                        help="log every evaluation to these tracking libraries: tensorboard, wandb, mlflow (sets "
+                             "train.track; README, Tracking)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.epilog = (PRESET_DURATIONS + "\n\nconfig fields (set any as --FIELD VALUE):\n" + describe_fields())
     parser.set_defaults(accepts_overrides=True)
@@ -61,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     file_data = load_yaml(args.config) if args.config else None
     overrides = parse_override_args(args.overrides)
+    if args.track is not None:
+        overrides["train.track"] = args.track
     if args.seeds and "seed" in overrides:
         raise ConfigError("give either --seed (one run) or --seeds (packed seeds), not both")
     config = make_config(args.task, file_data, overrides, source=args.config or "command line")

@@ -113,6 +113,9 @@ INVALID = {
     "grace period past the budget": (with_changes(scheduler={"type": "asha", "grace_period": 20}),
                                      "fewer gradient steps than max_t (20)"),
     "negative retries": (with_changes(failure={"trial_retries": -1}), "'failure.trial_retries' must be an integer"),
+    "unknown tracking library": (with_changes(tracking=["tensorbord"]),
+                                 "'tracking': unknown tracking library 'tensorbord' (did you mean 'tensorboard'?)"),
+    "repeated tracking library": (with_changes(tracking=["mlflow", "mlflow"]), "'tracking' must be a list without"),
 }
 
 
@@ -158,6 +161,17 @@ def test_random_trials_start_at_the_paper_default_and_are_reproducible():
     assert len(trials) == 3 and trials == parse_spec(data).trials()
     for trial in trials[1:]:
         assert 1e-3 <= trial.params["agent.ent_coef"] <= 0.1 and 2 <= trial.params["agent.num_critics"] <= 64
+
+
+def test_tracking_sets_every_seeds_train_track_and_is_written_only_when_set():
+    spec = parse_spec(with_changes(tracking=["mlflow", "tensorboard"]))
+    assert spec.tracking == ("mlflow", "tensorboard")
+    assert spec.seed_config("toy", {}, 0, "t").train.track == ["mlflow", "tensorboard"]
+    assert spec.to_dict()["tracking"] == ["mlflow", "tensorboard"]
+    assert parse_spec(spec.to_dict()).to_dict() == spec.to_dict()
+    untracked = parse_spec(VALID)
+    # sweeps written before tracking existed have no such key, and must still resume with an equal spec
+    assert "tracking" not in untracked.to_dict() and untracked.seed_config("toy", {}, 0, "t").train.track == []
 
 
 def test_gpu_fraction_caps_gpu_memory():

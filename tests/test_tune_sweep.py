@@ -578,3 +578,61 @@ def test_optuna_records_a_diverged_trial_as_failed(ray_session, tmp_path):
     searcher.restore_from_dir(str(out / "ray" / "optuna_diverge"))
     states = [trial.state.name for trial in searcher._ot_study.trials]  # the study Tune checkpointed
     assert states == ["FAIL", "FAIL"]
+
+
+def test_a_sweep_tracks_trial_aggregates_through_tune_and_each_seed_through_its_run(ray_session, wandb_offline,
+                                                                                     tmp_path, monkeypatch):
+    """tracking: [tensorboard, wandb, mlflow]: Tune's logger callbacks log the trial's seed aggregate, each seed's
+    run its own records, all read back from the files and the MLflow store the sweep wrote (offline)."""
+    pytest.importorskip("mlflow")
+    from mlflow import MlflowClient
+    from tracking_readers import read_tensorboard, read_wandb_run, wandb_folders
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset below")  # restored after the test: the sweep sets it
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    spec = parse_spec(tiny_spec("tracked", {"mode": "grid", "space": {"agent.T": {"grid": [3]}}}, trainable="function",
+                                epochs=2, concurrency=1, tracking=["tensorboard", "wandb", "mlflow"]))
+    out = tmp_path / "out"
+    assert run_sweep(spec, out) == 0
+    plan = spec.trials()[0]
+    trial_dir, tune_trial_dir = out / "trials" / plan.name, out / "ray" / "tracked" / plan.name
+    objective = json.loads((trial_dir / TRIAL_FILE).read_text())["objective"]
+    seed_records = {seed: results.read_metrics(trial_dir / f"seed_{seed}") for seed in spec.seeds}
+
+    # MLflow: one run per trial (Ray's callback, the aggregate) and one per seed, in the sweep's experiment
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("tracked").experiment_id])
+    (trial_run,) = [run for run in runs if run.data.tags.get("trial_name") == plan.name]
+    history = client.get_metric_history(trial_run.info.run_id, "objective")
+    assert [m.step for m in history] == [5, 10] and history[-1].value == pytest.approx(objective["mean"])
+    seed_runs = {int(run.data.tags["seed"]): run for run in runs if "seed" in run.data.tags}
+    assert sorted(seed_runs) == list(spec.seeds)
+    for seed, run in seed_runs.items():
+        assert (run.data.tags["sweep"], run.data.tags["trial"], run.info.status) == ("tracked", plan.name, "FINISHED")
+        scores = client.get_metric_history(run.info.run_id, "normalized_score_mean")
+        assert [(m.step, m.value) for m in scores] == [(r["step"], pytest.approx(r["normalized_score_mean"]))
+                                                      for r in seed_records[seed]]
+
+    # TensorBoard: Tune's event file of the trial, and each seed's in its run directory
+    tune_events = read_tensorboard(tune_trial_dir)
+    assert [e.step for e in tune_events.Scalars("ray/tune/objective")] == [5, 10]
+    assert tune_events.Scalars("ray/tune/objective")[-1].value == pytest.approx(objective["mean"])
+    for seed in spec.seeds:
+        seed_events = read_tensorboard(trial_dir / f"seed_{seed}" / "tensorboard")
+        assert [e.step for e in seed_events.Scalars("critic_loss")] == [5, 10]
+
+    # W&B: Ray's run of the trial in its Tune folder, grouped by the sweep; each seed's run, grouped by the trial
+    (tune_folder,) = wandb_folders(tune_trial_dir)
+    trial_wandb = read_wandb_run(tune_folder)
+    assert trial_wandb["group"] == "tracked" and "sweep=tracked" in trial_wandb["tags"]
+    assert [row["objective"] for _, row in sorted(trial_wandb["history"].items())][-1] == pytest.approx(
+        objective["mean"])
+    for seed in spec.seeds:
+        # trainable: function trains a period per call, each call continues the seed's W&B run (same id)
+        seed_runs_wandb = [read_wandb_run(folder) for folder in wandb_folders(trial_dir / f"seed_{seed}")]
+        assert {run["id"] for run in seed_runs_wandb} == {
+            json.loads((trial_dir / f"seed_{seed}" / results.TRACKING_FILE).read_text())["wandb"]["run_id"]}
+        assert {run["group"] for run in seed_runs_wandb} == {plan.name}
+        assert sorted(step for run in seed_runs_wandb for step in run["history"]) == [5, 10]

@@ -68,6 +68,8 @@ def aggregate(reports: list[dict]) -> dict:
         "evaluation": min(r["evaluation"] for r in reports),
         "planned_evaluations": max(r["planned_evaluations"] for r in reports),
         "step": min(r["step"] for r in reports),
+        # Tune's logger callbacks (TensorBoard, MLflow) put results at this step, here the seeds' gradient step
+        "timesteps_total": min(r["step"] for r in reports),
         "epoch": min(r["epoch"] for r in reports),
     }
 

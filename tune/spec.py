@@ -37,7 +37,7 @@ from typing import Any, get_type_hints
 
 import numpy as np
 
-from erdiff.config import SECTIONS, Config, ConfigError, did_you_mean, load_yaml, make_config, merge
+from erdiff.config import SECTIONS, TRACKERS, Config, ConfigError, did_you_mean, load_yaml, make_config, merge
 from erdiff.errors import ErdiffError
 from erdiff.presets import PRESETS
 from erdiff.results import METRIC_KEYS
@@ -72,6 +72,9 @@ FIELD_HELP = {
                  "budget",
     "failure": "{trial_retries: 2, worker_retries: 3, start_timeout_s: 300}: restarts of a failed trial, of a "
                "failed seed worker, and how long a trial may wait for its workers to be placed",
+    "tracking": "experiment tracking: a list of tensorboard, wandb, mlflow (default none); Ray Tune's logger "
+                "callbacks log each trial's seed aggregate, each seed's own run logs its records (train.track; "
+                "README, Tracking)",
 }
 
 MODES = ("grid", "optuna", "random")
@@ -156,6 +159,8 @@ class SweepSpec:
     storage: str | None = None
     scheduler: Scheduler | None = None
     failure: Failure = field(default_factory=Failure)
+    tracking: tuple[str, ...] = ()
+    """tracking libraries (erdiff.config.TRACKERS) of the trials' aggregates and of every seed's run"""
     source: str = "spec"
     """the file the spec was read from (for error messages); not part of the spec"""
 
@@ -165,6 +170,10 @@ class SweepSpec:
         data.pop("source")
         data["tasks"] = list(self.tasks)
         data["seeds"] = list(self.seeds)
+        if self.tracking:
+            data["tracking"] = list(self.tracking)
+        else:  # as sweeps wrote it before tracking existed, so that they still resume
+            del data["tracking"]
         data["search"]["space"] = {key: {dim.kind: list(dim.values)} for key, dim in self.search.space.items()}
         if self.search.mode == "grid":  # the grid fixes the trials: no budget, no sampler
             del data["search"]["num_samples"], data["search"]["seed"]
@@ -177,13 +186,14 @@ class SweepSpec:
     def seed_config(self, task: str, params: dict[str, Any], seed: int, trial_name: str) -> Config:
         """The learner config of one seed of one trial: preset < fixed config < searched values < seed, tags.
 
-        Threads follow the worker's CPUs and, on a shared GPU, the memory cap follows its GPU fraction,
-        unless the fixed config sets them.
+        Threads follow the worker's CPUs, on a shared GPU the memory cap follows its GPU fraction, and the seed's
+        run is tracked with the spec's ``tracking``, unless the fixed config sets them.
         """
         data = merge(self.config, _nest(params))
         data = merge(data, {"seed": seed, "tags": {"sweep": self.name, "trial": trial_name}})
         train = dict(data.get("train", {}))
         train.setdefault("num_threads", max(1, int(self.resources.cpu)))
+        train.setdefault("track", list(self.tracking))
         if 0 < self.resources.gpu < 1:
             train.setdefault("gpu_memory_fraction", self.resources.gpu)
         data["train"] = train
@@ -285,6 +295,7 @@ def parse_spec(data: Any, source: str = "spec") -> SweepSpec:
         storage=_parse_storage(fail, data.get("storage")),
         scheduler=_parse_scheduler(fail, data.get("scheduler")),
         failure=_parse_failure(fail, data.get("failure") or {}),
+        tracking=_parse_tracking(fail, data.get("tracking") or []),
         source=source,
     )
     _check_space_against_config(fail, spec)
@@ -555,3 +566,17 @@ def _parse_failure(fail: _Fail, value: Any) -> Failure:
                    _int(fail, "failure.worker_retries", value.get("worker_retries", 3), 0),
                    _number(fail, "failure.start_timeout_s", value.get("start_timeout_s", 300.0), 0.0,
                            low_open=True))
+
+
+def _parse_tracking(fail: _Fail, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        fail("tracking", f"a list of {', '.join(TRACKERS)}", value)
+    for name in value:
+        if name not in TRACKERS:
+            raise SpecError(f"{fail.source}: 'tracking': unknown tracking library {name!r}"
+                            f"{did_you_mean(name, TRACKERS)}; known: {', '.join(TRACKERS)}")
+    if len(set(value)) != len(value):
+        fail("tracking", "a list without repeats", value)
+    return tuple(value)

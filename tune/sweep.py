@@ -37,6 +37,7 @@ from tune.console import SweepConsole, init_options, quiet_ray, tune_verbosity
 from tune.plan import check_cluster_fits
 from tune.progress import SPEC_FILE, sweep_progress, table_lines
 from tune.spec import SweepSpec, scheduler_grace_period, scheduler_max_t, trial_name
+from tune.tracking import set_tracking_environment, tracking_callbacks
 from tune.trainable import SweepContext, diverged_seeds, make_trainable
 from tune.trust import check_tune_state
 
@@ -64,6 +65,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, address: str | None = None, 
     # Tune saves its state whenever a trial reports a checkpoint (it keeps the last two): with evaluations a
     # few seconds apart (small tasks) it would warn about every one of those saves.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    set_tracking_environment(spec, context.out_dir)
     with quiet_ray(verbose):
         session = connect(address, verbose)
         try:
@@ -160,7 +162,8 @@ def build_tuner(context: SweepContext, verbose: bool = False) -> ray.tune.Tuner:
             failure_config=ray.tune.FailureConfig(max_failures=spec.failure.trial_retries),
             checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=2),
             # The console reads what TrialRecorder wrote: after it.
-            callbacks=[TrialRecorder(context), SweepConsole(context)], verbose=tune_verbosity(verbose)),
+            callbacks=[TrialRecorder(context), SweepConsole(context), *tracking_callbacks(spec)],
+            verbose=tune_verbosity(verbose)),
     )
 
 
