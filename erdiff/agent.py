@@ -414,9 +414,9 @@ def compiled_update_step(agent: ERDiffAgent, batch: dict[str, torch.Tensor], noi
 class CompiledUpdate:
     """:func:`compiled_update_step` compiled whole (fullgraph: a graph break is an error, not a slow split) for one
     agent's device. Two graphs in all, with and without the EMA step; the learning rates (log α's too under automatic
-    α) live in one tensor that a changed rate is written into, so ``set_learning_rates`` and the ``lr_schedule`` never recompile. On CUDA the graphs
-    run as CUDA graphs (mode="reduce-overhead": one replay per update; the optimizer state and the rates are marked
-    static so they are updated in place, the batch and noise are copied in)."""
+    α) live in one tensor that a changed rate is written into, so ``set_learning_rates`` and the ``lr_schedule`` never
+    recompile. On CUDA the graphs run as CUDA graphs (mode="reduce-overhead": one replay per update; the optimizer
+    state and the rates are marked static so they are updated in place, the batch and noise are copied in)."""
 
     def __init__(self, device: torch.device):
         self.cuda_graphs = device.type == "cuda"
