@@ -7,7 +7,8 @@ One :meth:`ERDiffAgent.update` does, in the official code's order (docs/method.m
    L_Q = mean_{b,m} (Q_m(s_b, a_b) − y_{b,m})²; gradient-norm clipping; Adam.
 2. actor: L_π = L_diff + η · (−mean Q_LCB(s, clip(â_0)) / mean|Q|) + α · (−mean Ĥ / mean|Ĥ|), the
    denominators detached; gradient-norm clipping; Adam. The critic is frozen in this backward pass.
-   With ``agent.entropy_estimator: knn`` the entropy term is α · (−mean Ĥ_kNN) in nats (docs/entropy.md §4);
+   With a sample-based ``agent.entropy_estimator`` (knn, gaussian) the entropy term is α · (−mean Ĥ) in nats
+   (docs/entropy.md §4);
    with ``agent.ent_coef: auto`` α = exp(log α) (detached here) and log α takes a dual Adam step on
    log α · (mean Ĥ − target) (docs/entropy.md §5).
 3. every ``ema_every`` steps from ``ema_start`` on: EMA actor ← decay·EMA + (1 − decay)·actor.
@@ -32,9 +33,9 @@ from torch import nn
 from torch.func import functional_call
 from torch.optim.adam import adam
 
-from erdiff.config import AUTO_ENT_COEF, COMPILE_MODES, AgentConfig
+from erdiff.config import AUTO_ENT_COEF, COMPILE_MODES, AgentConfig, ConfigError
 from erdiff.critic import EnsembleCritic, lower_confidence_bound, pessimistic_value
-from erdiff.policy import DiffusionPolicy, knn_target_entropy, official_target_entropy
+from erdiff.policy import DiffusionPolicy, official_target_entropy, sampled_target_entropy
 
 INITIAL_AUTO_ENT_COEF = 0.01
 """α at the start of an ``agent.ent_coef: auto`` run: the paper's fixed value."""
@@ -82,8 +83,8 @@ class StepNoise(NamedTuple):
     entropy_end: torch.Tensor
     """[B, A]: a_T of the entropy estimate"""
     entropy_chains: torch.Tensor
-    """[T, n·K, A]: the sampling noise of the k-NN estimate's K chains for each of n states ([T, 0, A], no draws,
-    with the official estimate)"""
+    """[T, n·K, A]: the sampling noise of a sample-based estimate's K chains for each of n states ([T, 0, A], no
+    draws, with the official estimate)"""
 
 
 def ent_coef_dual_loss(log_ent_coef: torch.Tensor, entropy: torch.Tensor, target: float) -> torch.Tensor:
@@ -133,6 +134,10 @@ class ERDiffAgent(nn.Module):
         self.config = config
         self.compile_mode = compile  # not self.compile: that is nn.Module.compile
         self.max_action = float(max_action)
+        if config.entropy_estimator == "gaussian" and config.entropy_samples <= action_dim:
+            raise ConfigError(f"config field 'agent.entropy_samples' = {config.entropy_samples} is invalid: expected "
+                              f"more than the {action_dim} action dimensions for agent.entropy_estimator 'gaussian' "
+                              "(a fitted covariance needs K > d samples)")
         self.actor = DiffusionPolicy(state_dim, action_dim, max_action, T=config.T, schedule=config.schedule,
                                      loss_type=config.loss_type, action_clip=config.action_clip,
                                      hidden_dim=config.hidden_dim)
@@ -162,8 +167,8 @@ class ERDiffAgent(nn.Module):
 
     def default_target_entropy(self) -> float:
         """The target of automatic α when ``agent.target_entropy`` is None, per estimator (docs/entropy.md §5)."""
-        if self.config.entropy_estimator == "knn":
-            return knn_target_entropy(self.actor.action_dim)
+        if self.config.entropy_estimator != "official":
+            return sampled_target_entropy(self.actor.action_dim)
         return official_target_entropy(self.actor.sde, self.actor.action_dim, self.max_action)
 
     def ent_coef(self) -> torch.Tensor | float:
@@ -183,7 +188,7 @@ class ERDiffAgent(nn.Module):
                                       dtype=dtype)
         entropy_end = torch.randn((batch_size, self.actor.action_dim), generator=generator, device=device,
                                   dtype=dtype)
-        if config.entropy_estimator == "knn":
+        if config.entropy_estimator != "official":
             chains = min(config.entropy_states, batch_size) * config.entropy_samples
             entropy_chains = self.actor.sample_noise(chains, generator, device, dtype)
         else:
@@ -218,10 +223,11 @@ class ERDiffAgent(nn.Module):
         bc_loss, predicted_start = self.actor.loss(actions, states, noise.diffusion_t, noise.diffusion_noise)
         q_policy = self.critic(states, predicted_start.clamp(-self.max_action, self.max_action))
         q_loss = -pessimistic_value(q_policy, config.pessimism, config.lcb_coef).mean() / q_policy.abs().mean().detach()
-        if config.entropy_estimator == "knn":
+        if config.entropy_estimator != "official":
             # In nats, not normalised: the estimate changes sign, so its mean |Ĥ| can be near 0.
             estimated_states = noise.entropy_chains.shape[1] // config.entropy_samples
-            entropy = self.actor.sampled_entropy(states[:estimated_states], noise.entropy_chains)
+            entropy = self.actor.sampled_entropy(states[:estimated_states], noise.entropy_chains,
+                                                 config.entropy_estimator)
             entropy_loss = -entropy.mean()
         else:
             entropy = self.actor.entropy(predicted_start, noise.entropy_end)

@@ -61,7 +61,7 @@ def _check_range(name: str, value: float, low: float | None = None, high: float 
 AUTO_ENT_COEF = "auto"
 """The agent.ent_coef value that learns alpha (docs/entropy.md §5)."""
 
-ENTROPY_ESTIMATORS = ("official", "knn")
+ENTROPY_ESTIMATORS = ("official", "knn", "gaussian")
 """The agent.entropy_estimator values (docs/entropy.md §4)."""
 
 
@@ -84,17 +84,19 @@ class AgentConfig:
     log alpha toward agent.target_entropy, as in SAC; starts at 0.01; docs/entropy.md §5)"""
     target_entropy: float | None = None
     """the entropy automatic alpha steers the estimate toward; None: the estimator's default (official: the estimate
-    for one-step predictions uniform over the action box; knn: -action_dim; docs/entropy.md §5)"""
+    for one-step predictions uniform over the action box; knn and gaussian: -action_dim; docs/entropy.md §5)"""
     alpha_lr: float = 3e-4
     """Adam learning rate of log alpha when agent.ent_coef is auto (constant, not scheduled)"""
     entropy_estimator: str = "official"
     """the entropy term's estimate: official (the paper's closed form in the one-step prediction; it cannot see the
-    policy's spread, docs/entropy.md) or knn (Kozachenko-Leonenko nearest-neighbour estimate from
-    agent.entropy_samples reparameterized samples per state, docs/entropy.md §4)"""
+    policy's spread, docs/entropy.md), or from agent.entropy_samples reparameterized samples per state: knn
+    (Kozachenko-Leonenko nearest-neighbour; handles several modes) or gaussian (a fitted Gaussian's; exact for a
+    Gaussian policy, too high for a multimodal one); docs/entropy.md §4"""
     entropy_samples: int = 16
-    """knn: samples K of the policy per state (K reverse chains of T steps each)"""
+    """knn, gaussian: samples K of the policy per state (K reverse chains of T steps each; gaussian needs K > action
+    dimensions)"""
     entropy_states: int = 32
-    """knn: states per update whose entropy is estimated (the first of the batch, itself a random draw)"""
+    """knn, gaussian: states per update whose entropy is estimated (the first of the batch, itself a random draw)"""
     eta: float = 1.0
     """eta, the weight of the normalized Q-LCB term in the actor loss"""
     loss_type: str = "MLL"

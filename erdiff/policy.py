@@ -5,8 +5,8 @@ The network ε_φ(a_t, t, s) predicts the noise of a noised action. From it the 
 * the one-step clean-action prediction â_0 that the Q and entropy terms of the actor loss use,
 * actions, by posterior ("optimal") sampling over the T steps,
 * the entropy estimate Ĥ(s) ≈ −log π(â_0 | s) from one closed-form posterior step (official), or
-* a spread-sensitive estimate of H(π(·|s)) from K reparameterized samples per state (k-nearest-neighbour,
-  docs/entropy.md §4).
+* a spread-sensitive estimate of H(π(·|s)) from K reparameterized samples per state (k-nearest-neighbour or a
+  fitted Gaussian's, docs/entropy.md §4).
 """
 
 from __future__ import annotations
@@ -80,6 +80,45 @@ def knn_entropy(samples: torch.Tensor) -> torch.Tensor:
     return offset + 0.5 * dim * nearest.log().mean(dim=-1)
 
 
+def digamma_of_half_integer(x: float) -> float:
+    """ψ(x) for x a positive multiple of ½ (the Wishart expectation below needs no other):
+    ψ(n) = −γ + Σ_{j<n} 1/j and ψ(n + ½) = −γ − 2 ln 2 + Σ_{j=1}^{n} 2/(2j − 1)."""
+    euler_gamma = 0.5772156649015329
+    if float(x).is_integer():
+        return -euler_gamma + sum(1.0 / j for j in range(1, int(x)))
+    n = int(x - 0.5)
+    return -euler_gamma - 2.0 * math.log(2.0) + sum(2.0 / (2 * j - 1) for j in range(1, n + 1))
+
+
+COVARIANCE_JITTER = 1e-8
+"""Added to the diagonal of a fitted covariance (actions are O(1)): a policy collapsed in some direction gives a
+finite log-determinant instead of a failed factorisation."""
+
+
+def gaussian_entropy(samples: torch.Tensor) -> torch.Tensor:
+    """Entropy of the Gaussian fitted to each row's K samples, [..., K, d] -> [...] (docs/entropy.md §4), with
+    the finite-sample bias of the log-determinant removed: for Gaussian samples (K − 1)Σ̂ ~ Wishart(Σ, K − 1), so
+
+        Ĥ = ½ log det(2πe Σ̂) − ½ Σ_{i=1}^{d} [ψ((K − i)/2) + log(2/(K − 1))],
+
+    unbiased for a Gaussian when K > d. An upper bound on the entropy of any other distribution with the same
+    covariance (a Gaussian has the most entropy for a covariance): it over-estimates a multimodal policy's.
+    log det from a Cholesky factor of Σ̂ + jitter·I; differentiable in the samples.
+    """
+    count, dim = samples.shape[-2], samples.shape[-1]
+    centred = samples - samples.mean(dim=-2, keepdim=True)
+    covariance = centred.transpose(-1, -2) @ centred / (count - 1)
+    jitter = COVARIANCE_JITTER * torch.eye(dim, dtype=samples.dtype, device=samples.device)
+    factor = torch.linalg.cholesky_ex(covariance + jitter).L
+    log_det = 2.0 * torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(dim=-1)
+    bias = sum(digamma_of_half_integer((count - i) / 2) + math.log(2.0 / (count - 1)) for i in range(1, dim + 1))
+    return 0.5 * (dim * math.log(2.0 * math.pi * math.e) + log_det - bias)
+
+
+SAMPLED_ESTIMATORS = {"knn": knn_entropy, "gaussian": gaussian_entropy}
+"""The sample-based values of agent.entropy_estimator and their estimates of H from [..., K, d] samples."""
+
+
 def official_target_entropy(sde: MeanRevertingSDE, action_dim: int, max_action: float) -> float:
     """Default target of automatic α for the official estimate (docs/entropy.md §5): E[Ĥ] for one-step
     predictions spread uniformly over the action box, E[â_0²] = max_action² / 3 per dimension:
@@ -90,9 +129,10 @@ def official_target_entropy(sde: MeanRevertingSDE, action_dim: int, max_action: 
     return action_dim * (c0 + c + a * max_action**2 / 3.0)
 
 
-def knn_target_entropy(action_dim: int) -> float:
-    """Default target of automatic α for the k-NN estimate: −action_dim nats (SAC's heuristic), the entropy of
-    a Gaussian with standard deviation e^{−1}/sqrt(2πe) ≈ 0.089 in every dimension (docs/entropy.md §5)."""
+def sampled_target_entropy(action_dim: int) -> float:
+    """Default target of automatic α for the sample-based estimates (knn, gaussian): −action_dim nats (SAC's
+    heuristic), the entropy of a Gaussian with standard deviation e^{−1}/sqrt(2πe) ≈ 0.089 in every dimension
+    (docs/entropy.md §5)."""
     return -float(action_dim)
 
 
@@ -212,13 +252,14 @@ class DiffusionPolicy(nn.Module):
                 x = x + sde.posterior_stds[t] * noise[sde.T - t]
         return x.clamp(-self.max_action, self.max_action) if clip else x
 
-    def sampled_entropy(self, states: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """The k-NN entropy estimate of π(·|s) for each of ``states`` [n, S], shape [n, 1]: K reparameterized
-        chains per state (``noise`` [T, n·K, action_dim], the draws of :meth:`sample`), their final actions before
-        the clip to the action bounds (the clip would stack samples on a bound), then :func:`knn_entropy`."""
+    def sampled_entropy(self, states: torch.Tensor, noise: torch.Tensor, estimator: str) -> torch.Tensor:
+        """An estimate of H(π(·|s)) for each of ``states`` [n, S], shape [n, 1]: K reparameterized chains per state
+        (``noise`` [T, n·K, action_dim], the draws of :meth:`sample`), their final actions before the clip to the
+        action bounds (the clip would stack samples on a bound), then the ``estimator`` of
+        :data:`SAMPLED_ESTIMATORS` (``knn`` or ``gaussian``)."""
         count = noise.shape[1] // states.shape[0]
         actions = self.sample(states.repeat_interleave(count, dim=0), noise=noise, clip=False)
-        return knn_entropy(actions.view(states.shape[0], count, self.action_dim)).unsqueeze(-1)
+        return SAMPLED_ESTIMATORS[estimator](actions.view(states.shape[0], count, self.action_dim)).unsqueeze(-1)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         return self.sample(states)
