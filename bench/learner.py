@@ -8,11 +8,18 @@ erdiff.steptime.update_flops) divided by the machine's batched-matmul rate (meas
 products). Element-wise work, the optimizer and Python overhead are what separates a run from the bound.
 ``--compile`` is train.compile (off, activation, update). Operators per step: what one update dispatches from the
 host, the CPU-side stand-in for GPU kernel launches (:func:`count_operators`). Prints a table and writes JSON.
+
+``--entropy-estimator knn|gaussian`` (agent.entropy_estimator, docs/entropy.md §4) times that update and the
+official one side by side in the same process, alternating blocks of steps so that a changing load hits both
+alike, and prints both rates and their ratio; the FLOP count then includes the estimate's K chains of T steps for
+each of ``--entropy-states`` states (forward and backward).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import platform
 import resource
 import sys
@@ -22,7 +29,8 @@ import torch
 from report import commit, print_rows, write_json  # bench/report.py (this script's folder is on sys.path)
 
 from erdiff.agent import ERDiffAgent
-from erdiff.config import COMPILE_MODES, AgentConfig
+from erdiff.buffer import TransitionBuffer
+from erdiff.config import COMPILE_MODES, ENTROPY_ESTIMATORS, AgentConfig
 from erdiff.packed import PackedAgents
 from erdiff.steptime import random_buffer, update_flops
 from erdiff.train import training_step
@@ -86,40 +94,68 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run(args: argparse.Namespace) -> dict:
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if device.type == "cuda":  # as train.tf32 sets it
-        torch.backends.cuda.matmul.fp32_precision = "tf32" if args.tf32 else "ieee"
-    config = AgentConfig(num_critics=args.critics, T=args.T, max_q_backup=args.max_q_backup)
-    if args.compile != "off":
-        from torch._inductor import config as inductor_config
-
-        inductor_config.cpp.enable_kernel_profile = True  # compiled kernels show in count_operators' profile
+def make_step(args: argparse.Namespace, config: AgentConfig, buffer: TransitionBuffer, device: torch.device):
+    """One training step of the learner of ``config`` (``--seeds`` packed when more than one), as a closure."""
     agents = []
     for seed in range(args.seeds):
         torch.manual_seed(seed)
         agents.append(ERDiffAgent(args.obs_dim, args.act_dim, 1.0, config, compile=args.compile).to(device))
         agents[-1].make_optimizers()
     generators = [torch.Generator(device=device).manual_seed(seed) for seed in range(args.seeds)]
-    buffer = random_buffer(args.obs_dim, args.act_dim, device, size=100_000)
     learner = PackedAgents(agents) if args.seeds > 1 else agents[0]
     del agents  # as in training: packed seeds live only in their stacked tensors
 
     def step() -> None:
         training_step(learner, buffer, generators, args.batch, args.dtype)
 
+    return step
+
+
+def timed(step, count: int, device: torch.device) -> float:
+    """Seconds that ``count`` calls of ``step`` take, the device synchronised before and after."""
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(count):
+        step()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if device.type == "cuda":  # as train.tf32 sets it
+        torch.backends.cuda.matmul.fp32_precision = "tf32" if args.tf32 else "ieee"
+    if args.compile != "off":
+        from torch._inductor import config as inductor_config
+
+        inductor_config.cpp.enable_kernel_profile = True  # compiled kernels show in count_operators' profile
+    buffer = random_buffer(args.obs_dim, args.act_dim, device, size=100_000)
+    config = AgentConfig(num_critics=args.critics, T=args.T, max_q_backup=args.max_q_backup,
+                         entropy_estimator=args.entropy_estimator, entropy_samples=args.entropy_samples,
+                         entropy_states=args.entropy_states)
+    step = make_step(args, config, buffer, device)
+    # A sample-based estimate is timed against the official one: same update otherwise, alternating blocks.
+    compared = args.entropy_estimator != "official"
+    official_config = dataclasses.replace(config, entropy_estimator="official")
+    official_step = make_step(args, official_config, buffer, device) if compared else None
+
     start = time.perf_counter()
     for _ in range(args.warmup):
         step()
     synchronize(device)
     warmup_s = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    synchronize(device)
-    elapsed = time.perf_counter() - start
+    if compared:
+        for _ in range(args.warmup):
+            official_step()
+    elapsed, official_elapsed = 0.0, 0.0
+    block = 5 if compared else args.steps
+    for first in range(0, args.steps, block):
+        count = min(block, args.steps - first)
+        elapsed += timed(step, count, device)
+        if compared:
+            official_elapsed += timed(official_step, count, device)
     operators = count_operators(step)
 
     matmul_dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
@@ -127,6 +163,12 @@ def run(args: argparse.Namespace) -> dict:
     flops = args.seeds * update_flops(args.obs_dim, args.act_dim, config, args.batch)
     steps_per_s = args.steps / elapsed
     bound = peak * 1e9 / flops
+    comparison = {}
+    if compared:
+        comparison = {"official_steps_per_s": args.steps / official_elapsed,
+                      "ratio_vs_official": official_elapsed / elapsed,
+                      "official_gflop_per_step": args.seeds * update_flops(
+                          args.obs_dim, args.act_dim, official_config, args.batch) / 1e9}
     return {
         "steps_per_s": steps_per_s,
         "seed_steps_per_s": args.seeds * steps_per_s,
@@ -139,6 +181,11 @@ def run(args: argparse.Namespace) -> dict:
         "peak_memory_mb": peak_memory_mb(device),
         "warmup_s": warmup_s,
         "operators_per_step": operators,
+        "entropy_estimator": args.entropy_estimator,
+        "entropy_samples": args.entropy_samples if compared else None,
+        "entropy_states": args.entropy_states if compared else None,
+        **comparison,
+        "load_avg": os.getloadavg(),
         "obs_dim": args.obs_dim, "act_dim": args.act_dim, "critics": args.critics, "T": args.T,
         "batch": args.batch, "steps": args.steps, "max_q_backup": args.max_q_backup,
         "device": str(device), "dtype": args.dtype, "compile": args.compile, "tf32": args.tf32,
@@ -168,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
                              "or update (the whole update compiled)")
     parser.add_argument("--tf32", action="store_true",
                         help="on CUDA, float32 matrix products in TF32, as train.tf32 (no effect on a CPU)")
+    parser.add_argument("--entropy-estimator", choices=ENTROPY_ESTIMATORS, default="official",
+                        help="agent.entropy_estimator; knn or gaussian is timed side by side with official "
+                             "(default official: no comparison)")
+    parser.add_argument("--entropy-samples", type=int, default=AgentConfig.entropy_samples,
+                        help="agent.entropy_samples K (default %(default)s)")
+    parser.add_argument("--entropy-states", type=int, default=AgentConfig.entropy_states,
+                        help="agent.entropy_states n (default %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", metavar="FILE", help="write the result as JSON")
     args = parser.parse_args(argv)
@@ -186,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
             ("operators per step", f"{result['operators_per_step']}"),
             ("config", f"M={args.critics} T={args.T} batch={args.batch} {result['device']} {args.dtype} "
                        f"compile={args.compile} threads={result['threads']}")]
+    if "ratio_vs_official" in result:
+        rows[1:1] = [("official steps/s (side by side)", f"{result['official_steps_per_s']:.2f}"),
+                     (f"steps/s ratio {args.entropy_estimator} / official", f"{result['ratio_vs_official']:.2f} "
+                      f"(K={args.entropy_samples} samples x {min(args.entropy_states, args.batch)} states)")]
     print_rows(rows)
     write_json(args.json, result)
     return 0

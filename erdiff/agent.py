@@ -7,6 +7,10 @@ One :meth:`ERDiffAgent.update` does, in the official code's order (docs/method.m
    L_Q = mean_{b,m} (Q_m(s_b, a_b) − y_{b,m})²; gradient-norm clipping; Adam.
 2. actor: L_π = L_diff + η · (−mean Q_LCB(s, clip(â_0)) / mean|Q|) + α · (−mean Ĥ / mean|Ĥ|), the
    denominators detached; gradient-norm clipping; Adam. The critic is frozen in this backward pass.
+   With a sample-based ``agent.entropy_estimator`` (knn, gaussian) the entropy term is α · (−mean Ĥ) in nats
+   (docs/entropy.md §4);
+   with ``agent.ent_coef: auto`` α = exp(log α) (detached here) and log α takes a dual Adam step on
+   log α · (mean Ĥ − target) (docs/entropy.md §5).
 3. every ``ema_every`` steps from ``ema_start`` on: EMA actor ← decay·EMA + (1 − decay)·actor.
 4. every step: target critic ← (1 − τ)·target + τ·critic.
 
@@ -29,9 +33,12 @@ from torch import nn
 from torch.func import functional_call
 from torch.optim.adam import adam
 
-from erdiff.config import COMPILE_MODES, AgentConfig
+from erdiff.config import AUTO_ENT_COEF, COMPILE_MODES, AgentConfig, ConfigError
 from erdiff.critic import EnsembleCritic, lower_confidence_bound, pessimistic_value
-from erdiff.policy import DiffusionPolicy
+from erdiff.policy import DiffusionPolicy, official_target_entropy, sampled_target_entropy
+
+INITIAL_AUTO_ENT_COEF = 0.01
+"""α at the start of an ``agent.ent_coef: auto`` run: the paper's fixed value."""
 
 
 def learning_rate_factor(schedule: str, step: int, total_steps: int, steps_per_period: int,
@@ -75,6 +82,18 @@ class StepNoise(NamedTuple):
     """[B, A]: ε of the actor's loss"""
     entropy_end: torch.Tensor
     """[B, A]: a_T of the entropy estimate"""
+    entropy_chains: torch.Tensor
+    """[T, n·K, A]: the sampling noise of a sample-based estimate's K chains for each of n states ([T, 0, A], no
+    draws, with the official estimate)"""
+
+
+def ent_coef_dual_loss(log_ent_coef: torch.Tensor, entropy: torch.Tensor, target: float) -> torch.Tensor:
+    """The dual objective of automatic α (SAC's temperature loss with −log π read as Ĥ):
+
+        L(log α) = log α · (mean Ĥ − target),   Ĥ detached,
+
+    whose gradient step raises α while the estimate is below the target and lowers it above."""
+    return log_ent_coef * (entropy.mean().detach() - target)
 
 
 def ema_due(step: int, config: AgentConfig) -> bool:
@@ -115,6 +134,10 @@ class ERDiffAgent(nn.Module):
         self.config = config
         self.compile_mode = compile  # not self.compile: that is nn.Module.compile
         self.max_action = float(max_action)
+        if config.entropy_estimator == "gaussian" and config.entropy_samples <= action_dim:
+            raise ConfigError(f"config field 'agent.entropy_samples' = {config.entropy_samples} is invalid: expected "
+                              f"more than the {action_dim} action dimensions for agent.entropy_estimator 'gaussian' "
+                              "(a fitted covariance needs K > d samples)")
         self.actor = DiffusionPolicy(state_dim, action_dim, max_action, T=config.T, schedule=config.schedule,
                                      loss_type=config.loss_type, action_clip=config.action_clip,
                                      hidden_dim=config.hidden_dim)
@@ -122,9 +145,14 @@ class ERDiffAgent(nn.Module):
         self.critic = EnsembleCritic(state_dim, action_dim, config.num_critics, config.hidden_dim,
                                      activation={"off": "aten", "activation": "compiled", "update": "traced"}[compile])
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.auto_ent_coef = config.ent_coef == AUTO_ENT_COEF
+        if self.auto_ent_coef:
+            self.log_ent_coef = nn.Parameter(torch.tensor(math.log(INITIAL_AUTO_ENT_COEF)))
+        self.target_entropy = self.default_target_entropy() if config.target_entropy is None else config.target_entropy
         self.step = 0
         self.actor_optimizer: torch.optim.Optimizer | None = None
         self.critic_optimizer: torch.optim.Optimizer | None = None
+        self.ent_coef_optimizer: torch.optim.Optimizer | None = None
         self.compiled_update: CompiledUpdate | None = None
 
     def make_optimizers(self) -> None:
@@ -132,8 +160,20 @@ class ERDiffAgent(nn.Module):
         With ``compile="update"`` also the compiled update, which steps the same optimizers' state."""
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.config.actor_lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=self.config.critic_lr, fused=True)
+        if self.auto_ent_coef:
+            self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.config.alpha_lr, fused=True)
         if self.compile_mode == "update":
             self.compiled_update = CompiledUpdate(self.critic.weights[0].device)
+
+    def default_target_entropy(self) -> float:
+        """The target of automatic α when ``agent.target_entropy`` is None, per estimator (docs/entropy.md §5)."""
+        if self.config.entropy_estimator != "official":
+            return sampled_target_entropy(self.actor.action_dim)
+        return official_target_entropy(self.actor.sde, self.actor.action_dim, self.max_action)
+
+    def ent_coef(self) -> torch.Tensor | float:
+        """α of the actor loss: the fixed ``agent.ent_coef``, or exp(log α) detached with ``auto``."""
+        return self.log_ent_coef.exp().detach() if self.auto_ent_coef else self.config.ent_coef
 
     # ---- one gradient step ---------------------------------------------------------------------------
     def draw_step_noise(self, batch_size: int, generator: torch.Generator | None = None,
@@ -148,7 +188,12 @@ class ERDiffAgent(nn.Module):
                                       dtype=dtype)
         entropy_end = torch.randn((batch_size, self.actor.action_dim), generator=generator, device=device,
                                   dtype=dtype)
-        return StepNoise(target_actions, diffusion_t, diffusion_noise, entropy_end)
+        if config.entropy_estimator != "official":
+            chains = min(config.entropy_states, batch_size) * config.entropy_samples
+            entropy_chains = self.actor.sample_noise(chains, generator, device, dtype)
+        else:
+            entropy_chains = torch.empty((config.T, 0, self.actor.action_dim), device=device, dtype=dtype)
+        return StepNoise(target_actions, diffusion_t, diffusion_noise, entropy_end, entropy_chains)
 
     def critic_target_values(self, next_states: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Q̄_m(s', a') per member, [B, M]: next actions from the EMA actor; max over samples with max-Q backup.
@@ -170,18 +215,29 @@ class ERDiffAgent(nn.Module):
         return F.mse_loss(current_q, target_q), current_q
 
     def actor_objective(self, batch: dict[str, torch.Tensor], noise: StepNoise) -> dict[str, torch.Tensor]:
-        """L_π = L_diff + η·L_Q-term + α·L_entropy-term and its parts (``actor_loss`` carries the gradient).
-        The critic must be frozen by the caller: gradients flow through it to â_0 only."""
+        """L_π = L_diff + η·L_Q-term + α·L_entropy-term and its parts (``actor_loss`` carries the gradient; with
+        automatic α also ``ent_coef_loss``, the dual loss of log α). The critic must be frozen by the caller:
+        gradients flow through it to â_0 only."""
         config = self.config
         states, actions = batch["observations"], batch["actions"]
         bc_loss, predicted_start = self.actor.loss(actions, states, noise.diffusion_t, noise.diffusion_noise)
-        entropy = self.actor.entropy(predicted_start, noise.entropy_end)
         q_policy = self.critic(states, predicted_start.clamp(-self.max_action, self.max_action))
         q_loss = -pessimistic_value(q_policy, config.pessimism, config.lcb_coef).mean() / q_policy.abs().mean().detach()
-        entropy_loss = -entropy.mean() / entropy.abs().mean().detach()
-        actor_loss = bc_loss + config.eta * q_loss + config.ent_coef * entropy_loss
-        return {"actor_loss": actor_loss, "bc_loss": bc_loss, "q_loss": q_loss, "entropy_loss": entropy_loss,
-                "entropy": entropy.mean()}
+        if config.entropy_estimator != "official":
+            # In nats, not normalised: the estimate changes sign, so its mean |Ĥ| can be near 0.
+            estimated_states = noise.entropy_chains.shape[1] // config.entropy_samples
+            entropy = self.actor.sampled_entropy(states[:estimated_states], noise.entropy_chains,
+                                                 config.entropy_estimator)
+            entropy_loss = -entropy.mean()
+        else:
+            entropy = self.actor.entropy(predicted_start, noise.entropy_end)
+            entropy_loss = -entropy.mean() / entropy.abs().mean().detach()
+        actor_loss = bc_loss + config.eta * q_loss + self.ent_coef() * entropy_loss
+        parts = {"actor_loss": actor_loss, "bc_loss": bc_loss, "q_loss": q_loss, "entropy_loss": entropy_loss,
+                 "entropy": entropy.mean()}
+        if self.auto_ent_coef:
+            parts["ent_coef_loss"] = ent_coef_dual_loss(self.log_ent_coef, entropy, self.target_entropy)
+        return parts
 
     def forward(self, objective: str, batch: dict[str, torch.Tensor], noise: StepNoise):
         """``critic_objective`` or ``actor_objective`` by name: the entry point through which torch.func
@@ -219,6 +275,10 @@ class ERDiffAgent(nn.Module):
         if config.grad_norm > 0:
             nn.utils.clip_grad_norm_(self.actor.parameters(), max_norm=config.grad_norm, foreach=True)
         self.actor_optimizer.step()
+        if self.ent_coef_optimizer is not None:  # the dual step on log α (no clipping: one scalar)
+            self.ent_coef_optimizer.zero_grad(set_to_none=True)
+            parts["ent_coef_loss"].backward()
+            self.ent_coef_optimizer.step()
 
         # 3-4. EMA actor and target critic.
         soft_updates(ema_due(self.step, config), config, self.ema_actor.parameters(), self.actor.parameters(),
@@ -264,18 +324,24 @@ class ERDiffAgent(nn.Module):
 
     # ---- checkpointing -------------------------------------------------------------------------------
     def training_state(self) -> dict:
-        """Networks, optimizers and the step counter (RNG states are saved by the training loop)."""
-        return {
+        """Networks (with log α under automatic α), optimizers and the step counter (RNG states are saved by the
+        training loop)."""
+        state = {
             "step": self.step,
             "networks": self.state_dict(),
             "actor_optimizer": self.actor_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
         }
+        if self.ent_coef_optimizer is not None:
+            state["ent_coef_optimizer"] = self.ent_coef_optimizer.state_dict()
+        return state
 
     def load_training_state(self, state: dict) -> None:
         self.load_state_dict(state["networks"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        if self.ent_coef_optimizer is not None:
+            self.ent_coef_optimizer.load_state_dict(state["ent_coef_optimizer"])
         self.step = int(state["step"])
 
 
@@ -330,10 +396,11 @@ def clipped_adam_step(loss: torch.Tensor, tensors: AdamTensors, lr: torch.Tensor
 
 def compiled_update_step(agent: ERDiffAgent, batch: dict[str, torch.Tensor], noise: StepNoise,
                          learning_rates: torch.Tensor, ema: bool, critic_adam: AdamTensors, actor_adam: AdamTensors,
-                         groups: tuple[dict, dict]) -> dict[str, torch.Tensor]:
+                         groups: tuple[dict, ...], ent_coef_adam: AdamTensors | None = None) -> dict[str, torch.Tensor]:
     """Steps 1–4 of :meth:`ERDiffAgent.update` with the same objectives, written so that torch.compile captures them
-    as one graph: ``learning_rates`` = [actor, critic] a tensor, ``ema`` (:func:`ema_due`) decided by the caller,
-    the optimizers' hyperparameters in ``groups`` = (actor, critic) as plain dicts."""
+    as one graph: ``learning_rates`` = [actor, critic(, log α)] a tensor, ``ema`` (:func:`ema_due`) decided by the
+    caller, the optimizers' hyperparameters in ``groups`` = (actor, critic(, log α)) as plain dicts;
+    ``ent_coef_adam``: log α and its Adam state under automatic α."""
     config = agent.config
     critic_loss, current_q = agent.critic_objective(batch, noise)
     clipped_adam_step(critic_loss, critic_adam, learning_rates[1], groups[1], config.grad_norm)
@@ -342,6 +409,8 @@ def compiled_update_step(agent: ERDiffAgent, batch: dict[str, torch.Tensor], noi
     frozen_critic = {f"critic.{name}": param.detach() for name, param in agent.critic.named_parameters()}
     parts = functional_call(agent, frozen_critic, ("actor", batch, noise))
     clipped_adam_step(parts["actor_loss"], actor_adam, learning_rates[0], groups[0], config.grad_norm)
+    if ent_coef_adam is not None:
+        clipped_adam_step(parts["ent_coef_loss"], ent_coef_adam, learning_rates[2], groups[2], max_norm=0.0)
     with torch.no_grad():
         soft_updates(ema, config, agent.ema_actor.parameters(), agent.actor.parameters(),
                      agent.critic_target.parameters(), agent.critic.parameters())
@@ -350,10 +419,10 @@ def compiled_update_step(agent: ERDiffAgent, batch: dict[str, torch.Tensor], noi
 
 class CompiledUpdate:
     """:func:`compiled_update_step` compiled whole (fullgraph: a graph break is an error, not a slow split) for one
-    agent's device. Two graphs in all, with and without the EMA step; the learning rates live in one tensor that a
-    changed rate is written into, so ``set_learning_rates`` and the ``lr_schedule`` never recompile. On CUDA the graphs
-    run as CUDA graphs (mode="reduce-overhead": one replay per update; the optimizer state and the rates are marked
-    static so they are updated in place, the batch and noise are copied in)."""
+    agent's device. Two graphs in all, with and without the EMA step; the learning rates (log α's too under automatic
+    α) live in one tensor that a changed rate is written into, so ``set_learning_rates`` and the ``lr_schedule`` never
+    recompile. On CUDA the graphs run as CUDA graphs (mode="reduce-overhead": one replay per update; the optimizer
+    state and the rates are marked static so they are updated in place, the batch and noise are copied in)."""
 
     def __init__(self, device: torch.device):
         self.cuda_graphs = device.type == "cuda"
@@ -363,20 +432,24 @@ class CompiledUpdate:
         self.rates: list[float] | None = None
 
     def __call__(self, agent: ERDiffAgent, batch: dict[str, torch.Tensor], noise: StepNoise) -> dict[str, torch.Tensor]:
-        optimizers = (agent.actor_optimizer, agent.critic_optimizer)
+        optimizers = [agent.actor_optimizer, agent.critic_optimizer]
+        if agent.ent_coef_optimizer is not None:
+            optimizers.append(agent.ent_coef_optimizer)
         groups = tuple({key: optimizer.param_groups[0][key] for key in ("betas", "eps", "weight_decay")}
                        for optimizer in optimizers)
         self._set_learning_rates([optimizer.param_groups[0]["lr"] for optimizer in optimizers],
                                  agent.critic.weights[0])
-        actor_adam, critic_adam = (adam_tensors(optimizer) for optimizer in optimizers)
+        actor_adam, critic_adam, *ent_coef_adam = (adam_tensors(optimizer) for optimizer in optimizers)
+        ent_coef_adam = ent_coef_adam[0] if ent_coef_adam else None
         if self.cuda_graphs:
-            for tensor in (*critic_adam.exp_avgs, *critic_adam.exp_avg_sqs, *critic_adam.steps,
-                           *actor_adam.exp_avgs, *actor_adam.exp_avg_sqs, *actor_adam.steps):
-                torch._dynamo.mark_static_address(tensor)
+            for adam_state in (critic_adam, actor_adam, ent_coef_adam):
+                for tensor in (() if adam_state is None else
+                               (*adam_state.exp_avgs, *adam_state.exp_avg_sqs, *adam_state.steps)):
+                    torch._dynamo.mark_static_address(tensor)
             torch.compiler.cudagraph_mark_step_begin()
         with torch._dynamo.config.patch(trace_autograd_ops=True):  # torch.autograd.grad inside the graph
             metrics = self.program(agent, batch, noise, self.learning_rates, ema_due(agent.step, agent.config),
-                                   critic_adam, actor_adam, groups)
+                                   critic_adam, actor_adam, groups, ent_coef_adam)
         # A CUDA graph's outputs are overwritten by its next replay: the caller gets its own copies.
         return {key: value.clone() for key, value in metrics.items()} if self.cuda_graphs else metrics
 

@@ -58,6 +58,13 @@ def _check_range(name: str, value: float, low: float | None = None, high: float 
                            f"{high if high is not None else 'inf'}]")
 
 
+AUTO_ENT_COEF = "auto"
+"""The agent.ent_coef value that learns alpha (docs/entropy.md §5)."""
+
+ENTROPY_ESTIMATORS = ("official", "knn", "gaussian")
+"""The agent.entropy_estimator values (docs/entropy.md §4)."""
+
+
 @dataclass
 class AgentConfig:
     """Hyperparameters of the ERDiff agent (docs/method.md §2–§14)."""
@@ -72,8 +79,24 @@ class AgentConfig:
     """how the actor reads the ensemble: lcb (mean - beta*std) or min (minimum over members)"""
     lcb_coef: float = 4.0
     """beta, the weight of the ensemble std in the lower confidence bound"""
-    ent_coef: float = 0.01
-    """alpha, the entropy temperature (fixed, as in the official code)"""
+    ent_coef: float | str = 0.01
+    """alpha, the entropy temperature: a number (fixed, as in the official code) or auto (learned by a dual step on
+    log alpha toward agent.target_entropy, as in SAC; starts at 0.01; docs/entropy.md §5)"""
+    target_entropy: float | None = None
+    """the entropy automatic alpha steers the estimate toward; None: the estimator's default (official: the estimate
+    for one-step predictions uniform over the action box; knn and gaussian: -action_dim; docs/entropy.md §5)"""
+    alpha_lr: float = 3e-4
+    """Adam learning rate of log alpha when agent.ent_coef is auto (constant, not scheduled)"""
+    entropy_estimator: str = "official"
+    """the entropy term's estimate: official (the paper's closed form in the one-step prediction; it cannot see the
+    policy's spread, docs/entropy.md), or from agent.entropy_samples reparameterized samples per state: knn
+    (Kozachenko-Leonenko nearest-neighbour; handles several modes) or gaussian (a fitted Gaussian's; exact for a
+    Gaussian policy, too high for a multimodal one); docs/entropy.md §4"""
+    entropy_samples: int = 16
+    """knn, gaussian: samples K of the policy per state (K reverse chains of T steps each; gaussian needs K > action
+    dimensions)"""
+    entropy_states: int = 32
+    """knn, gaussian: states per update whose entropy is estimated (the first of the batch, itself a random draw)"""
     eta: float = 1.0
     """eta, the weight of the normalized Q-LCB term in the actor loss"""
     loss_type: str = "MLL"
@@ -119,7 +142,19 @@ class AgentConfig:
             _fail("agent.num_critics", self.num_critics, "at least 2 when agent.pessimism is 'lcb' "
                                                          "(the ensemble std needs two members)")
         _check_range("agent.lcb_coef", self.lcb_coef, 0.0)
-        _check_range("agent.ent_coef", self.ent_coef, 0.0)
+        if self.ent_coef != AUTO_ENT_COEF:
+            if isinstance(self.ent_coef, str):
+                _fail("agent.ent_coef", self.ent_coef, f"a number >= 0 or {AUTO_ENT_COEF!r}")
+            _check_range("agent.ent_coef", self.ent_coef, 0.0)
+        if self.target_entropy is not None:
+            if self.ent_coef != AUTO_ENT_COEF:
+                _fail("agent.target_entropy", self.target_entropy,
+                      f"null unless agent.ent_coef is {AUTO_ENT_COEF!r} (a fixed alpha has no target)")
+            _check_range("agent.target_entropy", self.target_entropy)
+        _check_range("agent.alpha_lr", self.alpha_lr, 0.0, 1.0, low_open=True)
+        _check_choice("agent.entropy_estimator", self.entropy_estimator, ENTROPY_ESTIMATORS)
+        _check_range("agent.entropy_samples", self.entropy_samples, 2)
+        _check_range("agent.entropy_states", self.entropy_states, 1)
         _check_range("agent.eta", self.eta, 0.0)
         _check_choice("agent.loss_type", self.loss_type, ("MLL", "NML"))
         _check_range("agent.max_q_samples", self.max_q_samples, 1)
@@ -276,6 +311,8 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
         if optional:
             return None
         _fail(name, value, f"a value of type {text}")
+    if "float" in text and "str" in text and isinstance(value, str):
+        return value  # a number-or-word field (agent.ent_coef): its __post_init__ checks the word
     if "bool" in text:
         if isinstance(value, bool):
             return value

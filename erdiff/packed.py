@@ -33,6 +33,9 @@ from erdiff.critic import eager_bias_mish
 TRAINED = ("actor.", "critic.")
 """Parameter-name prefixes of the networks with optimizers; ``ema_actor.`` and ``critic_target.`` follow them."""
 
+LOG_ENT_COEF = "log_ent_coef"
+"""The parameter of automatic α (ERDiffAgent.log_ent_coef): one per seed, [K] stacked, with its own Adam."""
+
 
 def clip_grad_norm_per_seed_(parameters: list[torch.Tensor], max_norm: float) -> None:
     """``torch.nn.utils.clip_grad_norm_`` for each seed of stacked parameters: seed k's gradients (slice k
@@ -59,15 +62,21 @@ class PackedAgents:
             critic.activation = eager_bias_mish
         names = [name for name, _ in self.view.named_parameters()]
         self.params = {name: torch.stack([agent.get_parameter(name).detach() for agent in agents])
-                       .requires_grad_(name.startswith(TRAINED)) for name in names}
+                       .requires_grad_(name.startswith(TRAINED) or name == LOG_ENT_COEF) for name in names}
         self.names = {prefix: [name for name in names if name.startswith(prefix)]
-                      for prefix in ("actor.", "ema_actor.", "critic.", "critic_target.")}
+                      for prefix in ("actor.", "ema_actor.", "critic.", "critic_target.", LOG_ENT_COEF)}
         self.step = self.view.step
         self.actor_optimizer = torch.optim.Adam(self._group("actor."), lr=self.config.actor_lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self._group("critic."), lr=self.config.critic_lr, fused=True)
-        for name, optimizer in (("actor_optimizer", self.actor_optimizer), ("critic_optimizer", self.critic_optimizer)):
+        self.ent_coef_optimizer = (torch.optim.Adam(self._group(LOG_ENT_COEF), lr=self.config.alpha_lr, fused=True)
+                                   if self.view.auto_ent_coef else None)
+        for name in self._optimizer_names():
             states = [getattr(agent, name).state_dict() for agent in agents]
-            optimizer.load_state_dict(_stack_optimizer_states(states))
+            getattr(self, name).load_state_dict(_stack_optimizer_states(states))
+
+    def _optimizer_names(self) -> list[str]:
+        names = ["actor_optimizer", "critic_optimizer"]
+        return names + ["ent_coef_optimizer"] if self.ent_coef_optimizer is not None else names
 
     def _group(self, prefix: str) -> list[torch.Tensor]:
         return [self.params[name] for name in self.names[prefix]]
@@ -98,10 +107,12 @@ class PackedAgents:
         self._optimize(self.critic_optimizer, critic_loss, self._group("critic."))
 
         # The critic enters the actor's objective detached: gradients flow through it to â_0 only.
-        actor_inputs = {name: self.params[name] for name in self.names["actor."]}
+        actor_inputs = {name: self.params[name] for name in self.names["actor."] + self.names[LOG_ENT_COEF]}
         actor_inputs.update({name: self.params[name].detach() for name in self.names["critic."]})
         parts = self._objective("actor", actor_inputs, batch, noise)
         self._optimize(self.actor_optimizer, parts["actor_loss"], self._group("actor."))
+        if self.ent_coef_optimizer is not None:  # each seed's dual step on its own log α (no clipping)
+            self._optimize(self.ent_coef_optimizer, parts["ent_coef_loss"], self._group(LOG_ENT_COEF), clip=False)
 
         with torch.no_grad():
             soft_updates(ema_due(self.step, config), config, self._group("ema_actor."), self._group("actor."),
@@ -109,10 +120,11 @@ class PackedAgents:
         self.step += 1
         return step_metrics(critic_loss, current_q, parts)
 
-    def _optimize(self, optimizer: torch.optim.Optimizer, losses: torch.Tensor, params: list[torch.Tensor]) -> None:
+    def _optimize(self, optimizer: torch.optim.Optimizer, losses: torch.Tensor, params: list[torch.Tensor],
+                  clip: bool = True) -> None:
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # seed k's loss reaches slice k of the parameters only
-        if self.config.grad_norm > 0:
+        if clip and self.config.grad_norm > 0:
             clip_grad_norm_per_seed_(params, self.config.grad_norm)
         optimizer.step()
 
@@ -127,7 +139,7 @@ class PackedAgents:
         returned): what evaluation and checkpoints of seed k read. Valid until the next call."""
         for name, stacked in self.params.items():
             self.view.get_parameter(name).copy_(stacked[k])
-        for name in ("actor_optimizer", "critic_optimizer"):
+        for name in self._optimizer_names():
             getattr(self.view, name).load_state_dict(_seed_optimizer_state(getattr(self, name).state_dict(), k))
         self.view.step = self.step
         return self.view

@@ -4,7 +4,9 @@ The network ε_φ(a_t, t, s) predicts the noise of a noised action. From it the 
 * its training loss (noise matching, NML, or the IR-SDE maximum-likelihood loss, MLL),
 * the one-step clean-action prediction â_0 that the Q and entropy terms of the actor loss use,
 * actions, by posterior ("optimal") sampling over the T steps,
-* the entropy estimate Ĥ(s) ≈ −log π(â_0 | s) from one closed-form posterior step.
+* the entropy estimate Ĥ(s) ≈ −log π(â_0 | s) from one closed-form posterior step (official), or
+* a spread-sensitive estimate of H(π(·|s)) from K reparameterized samples per state (k-nearest-neighbour or a
+  fitted Gaussian's, docs/entropy.md §4).
 """
 
 from __future__ import annotations
@@ -48,6 +50,90 @@ def entropy_coefficients(sde: MeanRevertingSDE) -> tuple[float, float, float, fl
     b = m3 / v3 - r * m1 / v1
     c = 0.5 * (m1**2 / v1 - m3**2 / v3)
     return c0, a, b, c
+
+
+def unit_ball_log_volume(dim: int) -> float:
+    """log V_d of the d-dimensional Euclidean unit ball: V_d = π^{d/2} / Γ(d/2 + 1)."""
+    return 0.5 * dim * math.log(math.pi) - math.lgamma(0.5 * dim + 1.0)
+
+
+KNN_MIN_SQUARED_DISTANCE = 1e-12
+"""Floor of a squared neighbour distance: coincident samples (actions clipped onto one bound) give a finite
+log-distance instead of −∞."""
+
+
+def knn_entropy(samples: torch.Tensor) -> torch.Tensor:
+    """Kozachenko–Leonenko estimate of the differential entropy of each row's distribution, [..., K, d] -> [...]
+    (docs/entropy.md §4): with r_i the Euclidean distance from sample i to its nearest other sample,
+
+        Ĥ = ψ(K) − ψ(1) + log V_d + (d / K) Σ_i log r_i,      V_d = π^{d/2} / Γ(d/2 + 1).
+
+    Differentiable in the samples (the nearest neighbour is chosen, then its distance differentiated); the
+    distances are formed as sums of squares, never through a square root at 0.
+    """
+    count, dim = samples.shape[-2], samples.shape[-1]
+    squared = ((samples.unsqueeze(-2) - samples.unsqueeze(-3)) ** 2).sum(dim=-1)  # [..., K, K]
+    itself = torch.eye(count, dtype=torch.bool, device=samples.device)
+    nearest = squared.masked_fill(itself, math.inf).amin(dim=-1).clamp(min=KNN_MIN_SQUARED_DISTANCE)
+    digamma_difference = sum(1.0 / j for j in range(1, count))  # ψ(K) − ψ(1) = Σ_{j<K} 1/j
+    offset = digamma_difference + unit_ball_log_volume(dim)
+    return offset + 0.5 * dim * nearest.log().mean(dim=-1)
+
+
+def digamma_of_half_integer(x: float) -> float:
+    """ψ(x) for x a positive multiple of ½ (the Wishart expectation below needs no other):
+    ψ(n) = −γ + Σ_{j<n} 1/j and ψ(n + ½) = −γ − 2 ln 2 + Σ_{j=1}^{n} 2/(2j − 1)."""
+    euler_gamma = 0.5772156649015329
+    if float(x).is_integer():
+        return -euler_gamma + sum(1.0 / j for j in range(1, int(x)))
+    n = int(x - 0.5)
+    return -euler_gamma - 2.0 * math.log(2.0) + sum(2.0 / (2 * j - 1) for j in range(1, n + 1))
+
+
+COVARIANCE_JITTER = 1e-8
+"""Added to the diagonal of a fitted covariance (actions are O(1)): a policy collapsed in some direction gives a
+finite log-determinant instead of a failed factorisation."""
+
+
+def gaussian_entropy(samples: torch.Tensor) -> torch.Tensor:
+    """Entropy of the Gaussian fitted to each row's K samples, [..., K, d] -> [...] (docs/entropy.md §4), with
+    the finite-sample bias of the log-determinant removed: for Gaussian samples (K − 1)Σ̂ ~ Wishart(Σ, K − 1), so
+
+        Ĥ = ½ log det(2πe Σ̂) − ½ Σ_{i=1}^{d} [ψ((K − i)/2) + log(2/(K − 1))],
+
+    unbiased for a Gaussian when K > d. An upper bound on the entropy of any other distribution with the same
+    covariance (a Gaussian has the most entropy for a covariance): it over-estimates a multimodal policy's.
+    log det from a Cholesky factor of Σ̂ + jitter·I; differentiable in the samples.
+    """
+    count, dim = samples.shape[-2], samples.shape[-1]
+    centred = samples - samples.mean(dim=-2, keepdim=True)
+    covariance = centred.transpose(-1, -2) @ centred / (count - 1)
+    jitter = COVARIANCE_JITTER * torch.eye(dim, dtype=samples.dtype, device=samples.device)
+    factor = torch.linalg.cholesky_ex(covariance + jitter).L
+    log_det = 2.0 * torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(dim=-1)
+    bias = sum(digamma_of_half_integer((count - i) / 2) + math.log(2.0 / (count - 1)) for i in range(1, dim + 1))
+    return 0.5 * (dim * math.log(2.0 * math.pi * math.e) + log_det - bias)
+
+
+SAMPLED_ESTIMATORS = {"knn": knn_entropy, "gaussian": gaussian_entropy}
+"""The sample-based values of agent.entropy_estimator and their estimates of H from [..., K, d] samples."""
+
+
+def official_target_entropy(sde: MeanRevertingSDE, action_dim: int, max_action: float) -> float:
+    """Default target of automatic α for the official estimate (docs/entropy.md §5): E[Ĥ] for one-step
+    predictions spread uniformly over the action box, E[â_0²] = max_action² / 3 per dimension:
+
+        target = action_dim · (c0 + C + A · max_action² / 3).
+    """
+    c0, a, _, c = entropy_coefficients(sde)
+    return action_dim * (c0 + c + a * max_action**2 / 3.0)
+
+
+def sampled_target_entropy(action_dim: int) -> float:
+    """Default target of automatic α for the sample-based estimates (knn, gaussian): −action_dim nats (SAC's
+    heuristic), the entropy of a Gaussian with standard deviation e^{−1}/sqrt(2πe) ≈ 0.089 in every dimension
+    (docs/entropy.md §5)."""
+    return -float(action_dim)
 
 
 class SinusoidalEmbedding(nn.Module):
@@ -145,11 +231,12 @@ class DiffusionPolicy(nn.Module):
                             for _ in range(self.sde.T)])
 
     def sample(self, states: torch.Tensor, generator: torch.Generator | None = None,
-               noise: torch.Tensor | None = None) -> torch.Tensor:
+               noise: torch.Tensor | None = None, clip: bool = True) -> torch.Tensor:
         """Posterior sampling (docs/method.md §6): a_T ~ N(0, I); for t = T−1..0: â_0 from ε_φ (clipped to the
         action bounds if ``action_clip``), a_{t−1} = ã_{t−1}(a_t, â_0) + sqrt(β̃_t) z (no noise at t = 0).
-        The final action is clipped to [−max_action, max_action]. ``noise`` ([T, B, action_dim], see
-        :meth:`sample_noise`) replaces the draws when given."""
+        The final action is clipped to [−max_action, max_action] unless ``clip`` is False. ``noise``
+        ([T, B, action_dim], see :meth:`sample_noise`) replaces the draws when given; the chain is differentiable
+        in the network's weights (reparameterized: the draws are inputs)."""
         sde = self.sde
         batch = states.shape[0]
         if noise is None:
@@ -163,7 +250,16 @@ class DiffusionPolicy(nn.Module):
             x = sde.optimal_reverse_step(x, predicted_start, t)
             if t > 0:
                 x = x + sde.posterior_stds[t] * noise[sde.T - t]
-        return x.clamp(-self.max_action, self.max_action)
+        return x.clamp(-self.max_action, self.max_action) if clip else x
+
+    def sampled_entropy(self, states: torch.Tensor, noise: torch.Tensor, estimator: str) -> torch.Tensor:
+        """An estimate of H(π(·|s)) for each of ``states`` [n, S], shape [n, 1]: K reparameterized chains per state
+        (``noise`` [T, n·K, action_dim], the draws of :meth:`sample`), their final actions before the clip to the
+        action bounds (the clip would stack samples on a bound), then the ``estimator`` of
+        :data:`SAMPLED_ESTIMATORS` (``knn`` or ``gaussian``)."""
+        count = noise.shape[1] // states.shape[0]
+        actions = self.sample(states.repeat_interleave(count, dim=0), noise=noise, clip=False)
+        return SAMPLED_ESTIMATORS[estimator](actions.view(states.shape[0], count, self.action_dim)).unsqueeze(-1)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         return self.sample(states)

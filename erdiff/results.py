@@ -37,7 +37,7 @@ METRIC_KEYS = (
     "step", "epoch", "time_s",
     "return_mean", "return_std", "normalized_score_mean", "normalized_score_std", "episode_returns",
     "actor_loss", "critic_loss", "bc_loss", "q_loss", "entropy_loss", "entropy", "q_mean", "q_std",
-    "actor_lr", "critic_lr",
+    "actor_lr", "critic_lr", "ent_coef",
 )
 """Keys of every metrics.jsonl record; evaluation keys are null when the task has no environment."""
 

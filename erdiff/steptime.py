@@ -56,11 +56,15 @@ def actor_forward_flops(obs_dim: int, act_dim: int, hidden: int, time_dim: int =
 def update_flops(obs_dim: int, act_dim: int, config: AgentConfig, batch_size: int) -> int:
     """Matrix-product FLOPs of one update. Critic: target forward (1) + forward and full backward (3) + the actor's
     pass through the frozen critic, forward and input gradients only (2) = 6 forwards. Actor: T forwards to sample
-    next actions from the EMA actor (× max-Q samples) + forward and backward of the loss (3)."""
+    next actions from the EMA actor (× max-Q samples) + forward and backward of the loss (3), and with a
+    sample-based entropy estimate (agent.entropy_estimator knn or gaussian) forward and backward (3) of the T steps
+    of each of its n·K chains (agent.entropy_states n of the batch, agent.entropy_samples K)."""
     samples = config.max_q_samples if config.max_q_backup else 1
     critic = critic_forward_flops(obs_dim, act_dim, config.num_critics, config.hidden_dim) * (samples + 5)
-    actor = actor_forward_flops(obs_dim, act_dim, config.hidden_dim) * (config.T * samples + 3)
-    return batch_size * (critic + actor)
+    actor = actor_forward_flops(obs_dim, act_dim, config.hidden_dim)
+    sampled = config.entropy_estimator != "official"
+    chains = min(config.entropy_states, batch_size) * config.entropy_samples if sampled else 0
+    return batch_size * (critic + actor * (config.T * samples + 3)) + actor * 3 * config.T * chains
 
 
 def is_small_step(obs_dim: int, act_dim: int, config: AgentConfig, batch_size: int) -> bool:

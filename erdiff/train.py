@@ -385,6 +385,7 @@ def _train_locked(configs: list[Config], run_dirs: list[Path], *, dataset, evalu
                 record.update(zip(LOSS_KEYS, mean_losses[k]))
                 record["actor_lr"] = agent.actor_optimizer.param_groups[0]["lr"]
                 record["critic_lr"] = agent.critic_optimizer.param_groups[0]["lr"]
+                record["ent_coef"] = float(agent.ent_coef())  # α now: fixed, or learned with agent.ent_coef auto
                 records[k].append(record)
 
                 results.write_metrics(run_dir, records[k])

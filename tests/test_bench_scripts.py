@@ -133,6 +133,21 @@ def test_learner_bench_writes_steps_per_second(tmp_path, seeds):
     assert result["operators_per_step"] > 100 and "operators per step" in completed.stdout
 
 
+def test_learner_bench_times_a_sampled_entropy_estimate_beside_the_official_one(tmp_path):
+    out = tmp_path / "learner.json"
+    command = [sys.executable, str(BENCH / "learner.py"), "--obs-dim", "4", "--act-dim", "2", "--critics", "2",
+               "--T", "3", "--batch", "16", "--steps", "6", "--warmup", "1", "--compile", "off", "--threads", "1",
+               "--entropy-estimator", "knn", "--entropy-states", "4", "--entropy-samples", "8", "--json", str(out)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(out.read_text())
+    assert result["entropy_estimator"] == "knn" and (result["entropy_samples"], result["entropy_states"]) == (8, 4)
+    assert result["ratio_vs_official"] == pytest.approx(result["steps_per_s"] / result["official_steps_per_s"])
+    # The estimate's 4 x 8 chains of 3 steps, forward and backward, on top of the official update's products.
+    assert result["gflop_per_step"] > result["official_gflop_per_step"]
+    assert "steps/s ratio knn / official" in completed.stdout
+
+
 def test_learner_bench_rejects_zero_seeds():
     completed = subprocess.run([sys.executable, str(BENCH / "learner.py"), "--seeds", "0"], capture_output=True,
                                text=True, timeout=120)

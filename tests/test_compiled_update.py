@@ -6,7 +6,9 @@ Adam, and inductor orders some sums differently; parameters agree to ~1e-15. A b
 clipping, a stale learning rate, bias corrections in float32) moves them by 1e-9 or more.
 """
 
+import dataclasses
 import io
+import math
 
 import pytest
 import torch
@@ -161,3 +163,26 @@ def test_training_run_resumes_across_compile_modes(tmp_path, linear_dataset):
     for got, expected in zip(resumed, eager):
         for key in ("critic_loss", "actor_loss", "bc_loss", "q_mean"):
             assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), (got["step"], key)
+
+
+@pytest.mark.slow  # one more compilation: about a minute on the 2-core CPU, more under load
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_update_learns_alpha_with_a_sampled_estimate_as_the_eager_one(device):
+    """agent.ent_coef auto with the knn estimate inside the compiled program: log α's Adam step (its learning rate
+    a third entry of the rates tensor) and the estimate's K chains per state agree with the eager update. Two steps,
+    before the EMA starts: one graph to compile."""
+    config = dataclasses.replace(CONFIG, ent_coef="auto", alpha_lr=0.05, entropy_estimator="knn", entropy_states=4,
+                                 entropy_samples=8)
+    agents = []
+    for mode in ("update", "off"):
+        torch.manual_seed(0)
+        agents.append(ERDiffAgent(3, 2, 1.0, config, compile=mode).double().to(device))
+        agents[-1].make_optimizers()
+    history = steps(agents, torch.Generator().manual_seed(1), device, 2)
+    assert_same_metrics(history)
+    compiled, eager = agents
+    assert_same_state(compiled, eager)
+    assert eager.log_ent_coef.item() != math.log(0.01)
+    for key in ("exp_avg", "exp_avg_sq", "step"):
+        torch.testing.assert_close(compiled.ent_coef_optimizer.state_dict()["state"][0][key],
+                                   eager.ent_coef_optimizer.state_dict()["state"][0][key], **TOLERANCE)

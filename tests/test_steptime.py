@@ -40,6 +40,12 @@ def test_update_flops_counts_the_step_of_bench_results():
     # bench/RESULTS.md: 27.1 GFLOP per step at obs 11, act 3, M = 64, T = 5, batch 256; 1.40 at M = 2.
     assert update_flops(11, 3, AgentConfig(num_critics=64), 256) / 1e9 == pytest.approx(27.10, abs=0.005)
     assert update_flops(11, 3, AgentConfig(num_critics=2), 256) / 1e9 == pytest.approx(1.40, abs=0.005)
+    # A sample-based entropy estimate adds its n·K chains of T actor steps, forward and backward (bench/RESULTS.md:
+    # 29.26 GFLOP at M = 64 with n = 32 states, K = 16 samples); a batch smaller than n uses all its states.
+    knn = AgentConfig(num_critics=64, entropy_estimator="knn")
+    assert update_flops(11, 3, knn, 256) / 1e9 == pytest.approx(29.26, abs=0.005)
+    official_8, knn_8 = update_flops(11, 3, AgentConfig(num_critics=64), 8), update_flops(11, 3, knn, 8)
+    assert (knn_8 - official_8) * 32 == pytest.approx((update_flops(11, 3, knn, 256) - 27.10e9) * 8, rel=1e-3)
 
 
 def test_measurements_leave_rng_and_threads_as_they_were(torch_threads):

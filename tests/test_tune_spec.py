@@ -266,3 +266,23 @@ def test_a_mistyped_spec_name_gets_its_closest_match(tmp_path, change, expected)
     with pytest.raises(SpecError) as raised:
         load_spec(path)
     assert expected in str(raised.value)
+
+
+def test_automatic_alpha_and_the_entropy_estimator_are_searched_like_any_field():
+    mixed = parse_spec(with_changes(search=grid(**{"agent.ent_coef": {"grid": [0.01, "auto"]},
+                                                   "agent.entropy_estimator": {"grid": ["official", "knn"]}})))
+    assert [t.name for t in mixed.trials()] == ["000_toy_ent_coef=0.01_entropy_estimator=official",
+                                                "001_toy_ent_coef=0.01_entropy_estimator=knn",
+                                                "002_toy_ent_coef=auto_entropy_estimator=official",
+                                                "003_toy_ent_coef=auto_entropy_estimator=knn"]
+    config = mixed.seed_config("toy", mixed.trials()[3].params, 0, mixed.trials()[3].name)
+    assert (config.agent.ent_coef, config.agent.entropy_estimator) == ("auto", "knn")
+    targets = parse_spec(with_changes(config={"agent": {"ent_coef": "auto", "num_critics": 2}},
+                                      search=grid(**{"agent.target_entropy": {"grid": [-2.0, 0.5]}})))
+    assert [t.params["agent.target_entropy"] for t in targets.trials()] == [-2.0, 0.5]
+    assert targets.seed_config("toy", {"agent.target_entropy": 0.5}, 0, "t").agent.target_entropy == 0.5
+    # A target without automatic α is refused while parsing the spec, naming the field, before any trial runs.
+    with pytest.raises(SpecError, match=r"search.space.agent.target_entropy.*expected null unless agent.ent_coef"):
+        parse_spec(with_changes(search=grid(**{"agent.target_entropy": {"grid": [-2.0]}})))
+    with pytest.raises(SpecError, match=r"search.space.agent.ent_coef.*a number >= 0 or 'auto'"):
+        parse_spec(with_changes(search=grid(**{"agent.ent_coef": {"grid": ["automatic"]}})))
