@@ -113,6 +113,22 @@ INVALID = {
     "grace period past the budget": (with_changes(scheduler={"type": "asha", "grace_period": 20}),
                                      "fewer gradient steps than max_t (20)"),
     "negative retries": (with_changes(failure={"trial_retries": -1}), "'failure.trial_retries' must be an integer"),
+    "task_config of a task not swept": (with_changes(task_config={"pendulum-medium": {}}),
+                                        "'task_config' must be keyed by tasks of the spec (toy)"),
+    "bad task_config value": (with_changes(task_config={"toy": {"agent": {"eta": -1}}}),
+                              "'task_config.toy', config field 'agent.eta' = -1.0 is invalid"),
+    "cases in optuna mode": (with_changes(search={**sampled(**{"agent.eta": {"uniform": [0.5, 2]}}),
+                                                  "cases": [{"agent.T": 3}]}), "absent in optuna and random mode"),
+    "empty case": (with_changes(search={**grid(), "cases": [{}]}), "'search.cases[0]' must be a non-empty mapping"),
+    "case field also in space": (with_changes(search={**grid(**{"agent.T": {"grid": [3, 5]}}),
+                                                      "cases": [{"agent.T": 3}]}),
+                                 "without agent.T: it is a dimension of search.space too"),
+    "case field also fixed": (with_changes(search={**grid(), "cases": [{"agent.num_critics": 4}]}),
+                              "it is set in the fixed config too (config.agent.num_critics)"),
+    "repeated case": (with_changes(search={**grid(), "cases": [{"agent.T": 3}, {"agent.T": 3}]}),
+                      "a list without repeated cases"),
+    "case the learner rejects": (with_changes(config={}, search={**grid(), "cases": [{"agent.num_critics": 1}]}),
+                                 "trial 000_toy_num_critics=1: config field 'agent.num_critics' = 1"),
 }
 
 
@@ -148,6 +164,28 @@ def test_grid_trials_configs_and_defaults():
     assert config.train.num_threads == 1  # follows resources.cpu
     assert spec.to_dict()["seeds"] == [0, 1] and spec.to_dict()["objective"]["last_k"] == 5
     assert parse_spec(spec.to_dict(), source="again").to_dict() == spec.to_dict()
+
+
+def test_cases_are_crossed_with_the_grid_and_task_config_applies_to_its_task(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = with_changes(
+        tasks=["toy", "pendulum-medium"], config={"train": {"epochs": 4}},
+        task_config={"pendulum-medium": {"agent": {"hidden_dim": 8}, "train": {"dataset": "data/p.hdf5"}}},
+        search={"mode": "grid", "space": {"agent.ent_coef": {"grid": [0.0, 0.1]}},
+                "cases": [{"agent.num_critics": 1, "agent.pessimism": "min"}, {"agent.num_critics": 4}]})
+    spec = parse_spec(data)
+    toy = [t.params for t in spec.trials() if t.task == "toy"]
+    assert toy == [{"agent.num_critics": 1, "agent.pessimism": "min", "agent.ent_coef": 0.0},
+                   {"agent.num_critics": 1, "agent.pessimism": "min", "agent.ent_coef": 0.1},
+                   {"agent.num_critics": 4, "agent.ent_coef": 0.0}, {"agent.num_critics": 4, "agent.ent_coef": 0.1}]
+    assert spec.trials()[0].name == "000_toy_num_critics=1_pessimism=min_ent_coef=0"
+    pendulum = spec.seed_config("pendulum-medium", spec.trials()[4].params, 0, "t")
+    assert pendulum.agent.hidden_dim == 8 and pendulum.agent.pessimism == "min"
+    assert pendulum.train.dataset == str(tmp_path / "data" / "p.hdf5")  # absolute: trials run elsewhere
+    toy_config = spec.seed_config("toy", {}, 0, "t")
+    assert toy_config.train.dataset is None and toy_config.agent.hidden_dim == 256
+    assert parse_spec(spec.to_dict()).to_dict() == spec.to_dict()
+    assert "cases" not in parse_spec(VALID).to_dict()["search"] and "task_config" not in parse_spec(VALID).to_dict()
 
 
 def test_random_trials_start_at_the_paper_default_and_are_reproducible():
