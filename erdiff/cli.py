@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "evaluate": ("erdiff.evaluate_cli", "evaluate a trained run's policy on its task, optionally filming an episode"),
     "dataset": ("erdiff.data.cli", "make, inspect or check D4RL-format datasets"),
     "sweep": ("tune.cli", "run a sweep spec (grid / Optuna / random) on local or cluster Ray"),
+    "study": ("tune.study_cli", "run a study sweep, then its page: IQM with 95%% CIs per configuration, figures"),
     "submit": ("cluster.submit", "submit a sweep spec to a Ray cluster as a Ray job"),
     "jobs": ("cluster.jobs", "list, follow, inspect or stop Ray jobs on a cluster"),
     "table": ("analysis.cli", "turn run and sweep results into paper tables (Markdown, LaTeX, CSV)"),
