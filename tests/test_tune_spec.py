@@ -275,3 +275,19 @@ def test_a_mistyped_spec_name_gets_its_closest_match(tmp_path, change, expected)
     with pytest.raises(SpecError) as raised:
         load_spec(path)
     assert expected in str(raised.value)
+
+
+def test_shipped_study_specs(capsys):
+    """The two studies (docs/study_*.md), at CPU sizes on local tasks and at the paper's on D4RL tasks."""
+    for suffix in ("", "_paper"):
+        ensemble = load_spec(CONFIGS / f"study_ensemble_size{suffix}.yaml")
+        sizes = {t.params["agent.num_critics"]: t.params.get("agent.pessimism", "lcb") for t in ensemble.trials()}
+        assert sizes == {1: "min", 2: "lcb", 4: "lcb", 8: "lcb", 16: "lcb", 64: "lcb"}
+        alpha_beta = load_spec(CONFIGS / f"study_alpha_beta{suffix}.yaml")
+        assert set(alpha_beta.search.space) == {"agent.ent_coef", "agent.lcb_coef"}
+        for spec in (ensemble, alpha_beta):
+            assert len(spec.seeds) >= 5 and len(spec.tasks) >= 2 and spec.search.mode == "grid"
+            paper = suffix == "_paper"
+            assert all(task in PAPER_TASKS for task in spec.tasks) == paper and (spec.resources.gpu > 0) == paper
+            assert main(["sweep", str(CONFIGS / f"{spec.name}.yaml"), "--dry-run"]) == 0
+    assert "gradient steps" in capsys.readouterr().out
