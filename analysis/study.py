@@ -16,6 +16,7 @@ it), ``machine`` (lscpu's model name), ``cpus``, ``started`` and ``finished`` (U
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -192,13 +193,15 @@ def _budget_lines(spec: SweepSpec) -> list[str]:
 def _run_lines(info: dict | None) -> list[str]:
     if not info:
         return ["* not recorded (no study.json in the results folder: the sweep was not run by `erdiff study`)"]
-    load = "–".join(f"{v:.1f}" for v in (info.get("load_start") or [])[:1] + (info.get("load_end") or [])[:1])
+    start, end = (info.get("load_start") or [None])[0], (info.get("load_end") or [None])[0]
+    load = f"{start:.1f} at the start" + (f", {end:.1f} at the end" if end is not None else "") if start is not None \
+        else ""
     hours = info["wall_s"] / 3600 if info.get("wall_s") is not None else None
     return [f"* commit `{info['commit']}`{' (with uncommitted changes)' if info.get('dirty') else ''}, "
             f"machine: {info['machine']} ({info['cpus']} CPUs)",
             f"* started {info['started']}, finished {info.get('finished') or '(not finished)'}"
             + (f", wall time {hours:.2f} h" if hours is not None else "")
-            + (f"; 1-minute load average {load} (start, end)" if load else "")
+            + (f"; 1-minute load average {load}" if load else "")
             + (f"; sweep exit code {info['sweep_exit']}" if info.get("sweep_exit") is not None else "")]
 
 
@@ -318,5 +321,13 @@ def finish_study_info(out_dir: Path, info: dict, wall_s: float, sweep_exit: int)
 def read_study_info(out_dir: Path) -> dict | None:
     """``<out>/study.json``, or None when the folder has none (a sweep run by `erdiff sweep`)."""
     path = Path(out_dir) / STUDY_FILE
-    return results.read_json(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise results.ResultsError(f"{path}: not a valid study.json ({err})") from err
+    if not isinstance(info, dict) or info.get("format") != "erdiff-study/1":
+        raise results.ResultsError(f"{path}: not a study.json of format erdiff-study/1")
+    return info
 
