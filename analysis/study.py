@@ -205,6 +205,20 @@ def _run_lines(info: dict | None) -> list[str]:
             + (f"; sweep exit code {info['sweep_exit']}" if info.get("sweep_exit") is not None else "")]
 
 
+def spec_header(spec_path: str) -> list[str]:
+    """The comment lines that open the spec file: its author's description of the study and its budget."""
+    lines = []
+    try:
+        text = Path(spec_path).read_text()
+    except OSError:
+        return lines
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return lines
+
+
 def render_page(spec: SweepSpec, spec_path: str, out_dir: str, frame: pd.DataFrame, notes: list[str],
                 figures: list[Path], page: Path, info: dict | None) -> str:
     fields = study_fields(spec)
@@ -219,6 +233,8 @@ def render_page(spec: SweepSpec, spec_path: str, out_dir: str, frame: pd.DataFra
             f"Sweep [`{spec_path}`]({os.path.relpath(Path(spec_path).resolve(), page.parent.resolve())}): "
             f"{varied} over {', '.join(spec.tasks)}, {len(spec.seeds)} seeds per configuration. "
             "This page is written by `erdiff study` (analysis/study.py); do not edit it by hand.", "",
+            *(["The spec's own description:", "", "```yaml", *spec_header(spec_path), "```", ""]
+              if spec_header(spec_path) else []),
             "## Run", "", *_run_lines(info), "", "Budget per run:", "", *_budget_lines(spec), "",
             "## Statistic and rule", "",
             f"Each run contributes one score: the mean of its last {spec.objective.last_k} evaluations of the "
