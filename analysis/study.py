@@ -146,7 +146,7 @@ def findings(frame: pd.DataFrame) -> list[str]:
         text = f"{where}: {best['label']} has the highest IQM, {_interval_text(best)}, and its interval lies above " \
                f"those of {worse}."
         if not level.empty:
-            text += (f" No difference at this budget between it and {', '.join(level['label'])} "
+            text += (f" No difference at this budget between it and {'; '.join(level['label'])} "
                      "(overlapping intervals).")
         lines.append(text)
     return lines
