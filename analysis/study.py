@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.collect import collect
+from analysis.collect import Collection, collect
 from analysis.scores import seed_scores
 from analysis.stats import aggregate, iqm
 from erdiff import results
@@ -71,7 +71,17 @@ def study_scores(results_dir: str | Path, spec: SweepSpec) -> tuple[pd.DataFrame
     fields = study_fields(spec)
     collection = collect(results_dir)
     label_fields = fields.axes + fields.extra
-    scores, notes = seed_scores(collection, select="last-k", k=spec.objective.last_k, label_fields=label_fields)
+    # Task by task: a configuration's runs on different tasks differ by design (task_config), so they are
+    # never pooled into one column, and the tables' note about mixed columns does not apply.
+    frames, notes = [], []
+    for task in dict.fromkeys(run.task for run in collection.runs):
+        runs = Collection([run for run in collection.runs if run.task == task], [])
+        task_scores, task_notes = seed_scores(runs, select="last-k", k=spec.objective.last_k,
+                                              label_fields=label_fields)
+        frames.append(task_scores)
+        notes += task_notes
+    scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["column", "task", "domain", "seed", "score", "run"])
     configs = {run.name: run.config for run in collection.runs}
     for field in label_fields:
         scores[field] = [configs[run][field] for run in scores["run"]]
