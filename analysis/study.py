@@ -147,6 +147,10 @@ def findings(frame: pd.DataFrame) -> list[str]:
         below = rows[rows["high"] < best["low"]]
         level = rows[rows["high"] >= best["low"]].iloc[1:]
         where = "Over all tasks" if section == ALL_TASKS else f"On {section}"
+        if len(rows) == 1:
+            lines.append(f"{where}: only {best['label']} has finished runs ({_interval_text(best)}): nothing to "
+                         "compare yet.")
+            continue
         if below.empty:
             lines.append(f"{where}: no difference at this budget. The {len(rows)} configurations' intervals all "
                          f"overlap the highest IQM, {best['label']} ({_interval_text(best)}); IQMs range from "
