@@ -5,6 +5,8 @@
 * :func:`ablation_heatmaps` — one heatmap per section of an ablation table (each task and the average).
 * :func:`aggregate_metrics` — IQM and mean over runs × tasks with stratified-bootstrap 95% intervals, and
   performance profiles (:mod:`analysis.stats`), on the tasks every column has; also returns the numbers.
+* :func:`iqm_heatmaps`, :func:`iqm_curves` — a study's IQM with 95% intervals (:mod:`analysis.study`) over two
+  fields (α × β) or against one (the ensemble size M), one panel per task and one over all tasks.
 """
 
 from __future__ import annotations
@@ -233,3 +235,59 @@ def performance_profile_figure(table: Table):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
+
+
+def _section_title(section: str, frame: pd.DataFrame) -> str:
+    runs = frame[frame["section"] == section]["runs"]
+    return f"{section} ({runs.min()}–{runs.max()} runs per cell)" if runs.min() != runs.max() else \
+        f"{section} ({runs.min()} runs per cell)"
+
+
+def iqm_heatmaps(frame: pd.DataFrame, sections: list[str], row_field: str, column_field: str,
+                 out_dir: str | Path, name: str) -> list[Path]:
+    """One heatmap of the IQM over ``row_field`` × ``column_field`` per section (a task, or all tasks) of a
+    study's :func:`analysis.study.interval_frame`, each cell annotated with its IQM and 95% interval."""
+    fig, axes = _grid(len(sections), width=3)
+    rows = sorted(frame[row_field].unique())
+    columns = sorted(frame[column_field].unique())
+    for ax, section in zip(axes, sections):
+        cells = frame[frame["section"] == section].set_index([row_field, column_field])
+        values = np.array([[cells.loc[(r, c), "iqm"] if (r, c) in cells.index else np.nan for c in columns]
+                           for r in rows], dtype=float)
+        image = ax.imshow(values, cmap="viridis", aspect="auto")
+        for (i, j), value in np.ndenumerate(values):
+            if not np.isnan(value):
+                cell = cells.loc[(rows[i], columns[j])]
+                color = "black" if image.norm(value) > 0.5 else "white"  # readable on both ends of the map
+                ax.text(j, i, f"{value:.1f}\n[{cell['low']:.1f}, {cell['high']:.1f}]", ha="center",
+                        va="center", fontsize=7, color=color)
+        ax.set_xticks(range(len(columns)), [f"{c:g}" if isinstance(c, float) else str(c) for c in columns])
+        ax.set_yticks(range(len(rows)), [f"{r:g}" if isinstance(r, float) else str(r) for r in rows])
+        ax.set_xlabel(column_field)
+        ax.set_ylabel(row_field)
+        ax.set_title(_section_title(section, frame), fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.suptitle("IQM of the normalized score with 95% stratified-bootstrap intervals", fontsize=10)
+    return _save(fig, out_dir, f"{name}_heatmaps")
+
+
+def iqm_curves(frame: pd.DataFrame, sections: list[str], field: str, out_dir: str | Path,
+               name: str) -> list[Path]:
+    """IQM against ``field`` (e.g. the ensemble size) with its 95% interval as a band, one panel per section
+    of a study's :func:`analysis.study.interval_frame`; a log2 axis when the values are positive."""
+    fig, axes = _grid(len(sections), width=3)
+    for ax, section in zip(axes, sections):
+        rows = frame[frame["section"] == section].sort_values(field)
+        x = rows[field].to_numpy(dtype=float)
+        ax.fill_between(x, rows["low"], rows["high"], alpha=0.25, label="95% CI")
+        ax.plot(x, rows["iqm"], "o-", label="IQM")
+        if (x > 0).all():
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.set_xlabel(field)
+        ax.set_ylabel("normalized score")
+        ax.set_title(_section_title(section, frame), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("IQM of the normalized score with 95% stratified-bootstrap intervals", fontsize=10)
+    return _save(fig, out_dir, f"{name}_curves")

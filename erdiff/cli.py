@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "dataset": ("erdiff.data.cli", "make, inspect or check D4RL-format datasets"),
     "sweep": ("tune.cli", "run a sweep spec (grid / Optuna / random) on local or cluster Ray"),
     "status": ("tune.status_cli", "where a sweep stands, from its results folder (also while it runs elsewhere)"),
+    "study": ("tune.study_cli", "run a study sweep, then its page: IQM with 95%% CIs per configuration, figures"),
     "submit": ("cluster.submit", "submit a sweep spec to a Ray cluster as a Ray job"),
     "jobs": ("cluster.jobs", "list, follow, inspect or stop Ray jobs on a cluster"),
     "table": ("analysis.cli", "turn run and sweep results into paper tables (Markdown, LaTeX, CSV)"),

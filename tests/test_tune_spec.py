@@ -116,6 +116,22 @@ INVALID = {
     "unknown tracking library": (with_changes(tracking=["tensorbord"]),
                                  "'tracking': unknown tracking library 'tensorbord' (did you mean 'tensorboard'?)"),
     "repeated tracking library": (with_changes(tracking=["mlflow", "mlflow"]), "'tracking' must be a list without"),
+    "task_config of a task not swept": (with_changes(task_config={"pendulum-medium": {}}),
+                                        "'task_config' must be keyed by tasks of the spec (toy)"),
+    "bad task_config value": (with_changes(task_config={"toy": {"agent": {"eta": -1}}}),
+                              "'task_config.toy', config field 'agent.eta' = -1.0 is invalid"),
+    "cases in optuna mode": (with_changes(search={**sampled(**{"agent.eta": {"uniform": [0.5, 2]}}),
+                                                  "cases": [{"agent.T": 3}]}), "absent in optuna and random mode"),
+    "empty case": (with_changes(search={**grid(), "cases": [{}]}), "'search.cases[0]' must be a non-empty mapping"),
+    "case field also in space": (with_changes(search={**grid(**{"agent.T": {"grid": [3, 5]}}),
+                                                      "cases": [{"agent.T": 3}]}),
+                                 "without agent.T: it is a dimension of search.space too"),
+    "case field also fixed": (with_changes(search={**grid(), "cases": [{"agent.num_critics": 4}]}),
+                              "it is set in the fixed config too (config.agent.num_critics)"),
+    "repeated case": (with_changes(search={**grid(), "cases": [{"agent.T": 3}, {"agent.T": 3}]}),
+                      "a list without repeated cases"),
+    "case the learner rejects": (with_changes(config={}, search={**grid(), "cases": [{"agent.num_critics": 1}]}),
+                                 "trial 000_toy_num_critics=1: config field 'agent.num_critics' = 1"),
 }
 
 
@@ -151,6 +167,28 @@ def test_grid_trials_configs_and_defaults():
     assert config.train.num_threads == 1  # follows resources.cpu
     assert spec.to_dict()["seeds"] == [0, 1] and spec.to_dict()["objective"]["last_k"] == 5
     assert parse_spec(spec.to_dict(), source="again").to_dict() == spec.to_dict()
+
+
+def test_cases_are_crossed_with_the_grid_and_task_config_applies_to_its_task(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = with_changes(
+        tasks=["toy", "pendulum-medium"], config={"train": {"epochs": 4}},
+        task_config={"pendulum-medium": {"agent": {"hidden_dim": 8}, "train": {"dataset": "data/p.hdf5"}}},
+        search={"mode": "grid", "space": {"agent.ent_coef": {"grid": [0.0, 0.1]}},
+                "cases": [{"agent.num_critics": 1, "agent.pessimism": "min"}, {"agent.num_critics": 4}]})
+    spec = parse_spec(data)
+    toy = [t.params for t in spec.trials() if t.task == "toy"]
+    assert toy == [{"agent.num_critics": 1, "agent.pessimism": "min", "agent.ent_coef": 0.0},
+                   {"agent.num_critics": 1, "agent.pessimism": "min", "agent.ent_coef": 0.1},
+                   {"agent.num_critics": 4, "agent.ent_coef": 0.0}, {"agent.num_critics": 4, "agent.ent_coef": 0.1}]
+    assert spec.trials()[0].name == "000_toy_num_critics=1_pessimism=min_ent_coef=0"
+    pendulum = spec.seed_config("pendulum-medium", spec.trials()[4].params, 0, "t")
+    assert pendulum.agent.hidden_dim == 8 and pendulum.agent.pessimism == "min"
+    assert pendulum.train.dataset == str(tmp_path / "data" / "p.hdf5")  # absolute: trials run elsewhere
+    toy_config = spec.seed_config("toy", {}, 0, "t")
+    assert toy_config.train.dataset is None and toy_config.agent.hidden_dim == 256
+    assert parse_spec(spec.to_dict()).to_dict() == spec.to_dict()
+    assert "cases" not in parse_spec(VALID).to_dict()["search"] and "task_config" not in parse_spec(VALID).to_dict()
 
 
 def test_random_trials_start_at_the_paper_default_and_are_reproducible():
@@ -286,3 +324,19 @@ def test_automatic_alpha_and_the_entropy_estimator_are_searched_like_any_field()
         parse_spec(with_changes(search=grid(**{"agent.target_entropy": {"grid": [-2.0]}})))
     with pytest.raises(SpecError, match=r"search.space.agent.ent_coef.*a number >= 0 or 'auto'"):
         parse_spec(with_changes(search=grid(**{"agent.ent_coef": {"grid": ["automatic"]}})))
+
+
+def test_shipped_study_specs(capsys):
+    """The two studies (docs/study_*.md), at CPU sizes on local tasks and at the paper's on D4RL tasks."""
+    for suffix in ("", "_paper"):
+        ensemble = load_spec(CONFIGS / f"study_ensemble_size{suffix}.yaml")
+        sizes = {t.params["agent.num_critics"]: t.params.get("agent.pessimism", "lcb") for t in ensemble.trials()}
+        assert sizes == {1: "min", 2: "lcb", 4: "lcb", 8: "lcb", 16: "lcb", 64: "lcb"}
+        alpha_beta = load_spec(CONFIGS / f"study_alpha_beta{suffix}.yaml")
+        assert set(alpha_beta.search.space) == {"agent.ent_coef", "agent.lcb_coef"}
+        for spec in (ensemble, alpha_beta):
+            assert len(spec.seeds) >= 5 and len(spec.tasks) >= 2 and spec.search.mode == "grid"
+            paper = suffix == "_paper"
+            assert all(task in PAPER_TASKS for task in spec.tasks) == paper and (spec.resources.gpu > 0) == paper
+            assert main(["sweep", str(CONFIGS / f"{spec.name}.yaml"), "--dry-run"]) == 0
+    assert "gradient steps" in capsys.readouterr().out

@@ -55,10 +55,14 @@ FIELD_HELP = {
                  "one after another in one process: much less overhead on small machines) or packed (the seeds "
                  "train together in one process as one batched model, equal to separate runs; resources are "
                  "those of the whole trial)",
-    "config": "fixed learner config {agent: {...}, train: {...}} applied on top of each task's preset",
-    "search": "{mode: grid|optuna|random, space: {FIELD: DIMENSION}, num_samples: N, seed: S}; a DIMENSION is "
-              "{grid: [..]} (grid mode) or {choice: [..]}, {uniform: [lo, hi]}, {loguniform: [lo, hi]}, "
-              "{int: [lo, hi]} (optuna and random; int includes hi)",
+    "config": "fixed learner config {agent: {...}, train: {...}} applied on top of each task's preset; a "
+              "relative train.dataset path is read from the directory the sweep is started in",
+    "task_config": "fixed learner config of one task, {TASK: {agent: {...}, train: {...}}}, applied on top of "
+                   "config for that task only (e.g. its train.dataset file)",
+    "search": "{mode: grid|optuna|random, space: {FIELD: DIMENSION}, cases: [{FIELD: VALUE, ...}], num_samples: N, "
+              "seed: S}; a DIMENSION is {grid: [..]} (grid mode) or {choice: [..]}, {uniform: [lo, hi]}, "
+              "{loguniform: [lo, hi]}, {int: [lo, hi]} (optuna and random; int includes hi); cases (grid mode "
+              "only) are settings of coupled fields, each crossed with the grid of space",
     "objective": "{metric: a metrics.jsonl key (default normalized_score_mean), mode: max|min, last_k: k}: each "
                  "seed's value is the mean of its last k evaluations, the trial's the mean over seeds",
     "resources": "per seed worker (trainable train) or per trial process (function, packed): {cpu: 1, gpu: 0 "
@@ -104,6 +108,8 @@ class Search:
     """number of trials of an optuna or random search (per task for random)"""
     seed: int = 0
     """seed of the sampler (optuna TPE, random)"""
+    cases: tuple[dict[str, Any], ...] = ()
+    """grid mode: settings of coupled fields (e.g. M = 1 with pessimism min), each crossed with the grid of space"""
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,8 @@ class SweepSpec:
     seeds: tuple[int, ...] = (0,)
     trainable: str = "train"
     config: dict = field(default_factory=dict)
+    task_config: dict[str, dict] = field(default_factory=dict)
+    """per-task fixed config, applied on top of ``config`` for that task"""
     search: Search = field(default_factory=Search)
     objective: Objective = field(default_factory=Objective)
     resources: Resources = field(default_factory=Resources)
@@ -177,6 +185,12 @@ class SweepSpec:
         data["search"]["space"] = {key: {dim.kind: list(dim.values)} for key, dim in self.search.space.items()}
         if self.search.mode == "grid":  # the grid fixes the trials: no budget, no sampler
             del data["search"]["num_samples"], data["search"]["seed"]
+        # Left out when unused, so that sweep.yaml files written before these fields existed still resume.
+        data["search"]["cases"] = [dict(case) for case in self.search.cases]
+        if not data["search"]["cases"]:
+            del data["search"]["cases"]
+        if not self.task_config:
+            del data["task_config"]
         return data
 
     def storage_for(self, out_dir: str | Path) -> str:
@@ -189,7 +203,7 @@ class SweepSpec:
         Threads follow the worker's CPUs, on a shared GPU the memory cap follows its GPU fraction, and the seed's
         run is tracked with the spec's ``tracking``, unless the fixed config sets them.
         """
-        data = merge(self.config, _nest(params))
+        data = merge(merge(self.config, self.task_config.get(task, {})), _nest(params))
         data = merge(data, {"seed": seed, "tags": {"sweep": self.name, "trial": trial_name}})
         train = dict(data.get("train", {}))
         train.setdefault("num_threads", max(1, int(self.resources.cpu)))
@@ -210,8 +224,9 @@ class SweepSpec:
         """
         if self.search.mode == "grid":
             keys = list(self.search.space)
-            combos = itertools.product(self.tasks, *(self.search.space[k].values for k in keys))
-            requests = [(task, dict(zip(keys, values))) for task, *values in combos]
+            combos = itertools.product(self.tasks, self.search.cases or ({},),
+                                       *(self.search.space[k].values for k in keys))
+            requests = [(task, {**case, **dict(zip(keys, values))}) for task, case, *values in combos]
         elif self.search.mode == "random":
             rng = np.random.default_rng(self.search.seed)
             requests = [(task, self.paper_default(task) if i == 0 else _sample(self.search.space, rng))
@@ -223,7 +238,7 @@ class SweepSpec:
 
     def paper_default(self, task: str) -> dict[str, Any]:
         """The searched fields' values in the task's preset with the fixed config: the first sampled trial."""
-        config = make_config(task, self.config, source=self.source).to_dict()
+        config = make_config(task, merge(self.config, self.task_config.get(task, {})), source=self.source).to_dict()
         return {key: config[key.split(".")[0]][key.split(".")[1]] for key in self.search.space}
 
 
@@ -284,10 +299,11 @@ def parse_spec(data: Any, source: str = "spec") -> SweepSpec:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         fail("name", "a name of letters, digits, '.', '_' or '-'", name)
     tasks = _parse_tasks(fail, data["tasks"])
+    config = _parse_fixed_config(fail, "config", data.get("config") or {}, tasks)
     spec = SweepSpec(
         name=name, tasks=tasks, seeds=_parse_seeds(fail, data.get("seeds", 1)),
         trainable=_choice(fail, "trainable", data.get("trainable", "train"), ("train", "function", "packed")),
-        config=_parse_fixed_config(fail, data.get("config") or {}, tasks),
+        config=config, task_config=_parse_task_config(fail, data.get("task_config") or {}, tasks, config),
         search=_parse_search(fail, data.get("search") or {}),
         objective=_parse_objective(fail, data.get("objective") or {}),
         resources=_parse_resources(fail, data.get("resources") or {}),
@@ -299,7 +315,7 @@ def parse_spec(data: Any, source: str = "spec") -> SweepSpec:
         source=source,
     )
     _check_space_against_config(fail, spec)
-    _check_objective_has_evaluations(fail, spec)
+    _check_every_trial(fail, spec)
     _check_scheduler_budget(fail, spec)
     return spec
 
@@ -380,15 +396,30 @@ def _parse_seeds(fail: _Fail, value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _parse_fixed_config(fail: _Fail, value: Any, tasks: tuple[str, ...]) -> dict:
+def _parse_fixed_config(fail: _Fail, where: str, value: Any, tasks: tuple[str, ...], base: dict | None = None) -> dict:
+    """A fixed config (``config``, or one task's ``task_config`` on top of ``base``) checked by the learner on
+    ``tasks``, with a relative train.dataset made absolute: trials run in other working directories."""
     if not isinstance(value, dict):
-        fail("config", "a mapping like {agent: {...}, train: {...}}", value)
+        fail(where, "a mapping like {agent: {...}, train: {...}}", value)
     for key in ("task", "seed", "tags"):
         if key in value:
-            fail(f"config.{key}", "absent: tasks, seeds and tags are set by the spec itself", value[key])
+            fail(f"{where}.{key}", "absent: tasks, seeds and tags are set by the spec itself", value[key])
     for task in tasks:
-        _check_with_learner(fail, "config", task, value)
+        _check_with_learner(fail, where, task, merge(base or {}, value))
+    dataset = (value.get("train") or {}).get("dataset")
+    if isinstance(dataset, str) and not dataset.startswith("minari:") and "://" not in dataset:
+        value = merge(value, {"train": {"dataset": str(Path(dataset).expanduser().resolve())}})
     return value
+
+
+def _parse_task_config(fail: _Fail, value: Any, tasks: tuple[str, ...], config: dict) -> dict[str, dict]:
+    if not isinstance(value, dict):
+        fail("task_config", "a mapping {TASK: {agent: {...}, train: {...}}} over tasks of the spec", value)
+    for task in value:
+        if task not in tasks:
+            fail("task_config", f"keyed by tasks of the spec ({', '.join(tasks)})", task)
+    return {task: _parse_fixed_config(fail, f"task_config.{task}", fixed, (task,), config)
+            for task, fixed in value.items()}
 
 
 def _check_with_learner(fail: _Fail, where: str, task: str, data: dict) -> None:
@@ -402,7 +433,7 @@ def _check_with_learner(fail: _Fail, where: str, task: str, data: dict) -> None:
 def _parse_search(fail: _Fail, value: Any) -> Search:
     if not isinstance(value, dict):
         fail("search", "a mapping {mode, space, num_samples, seed}", value)
-    _check_keys(fail, "search", value, ("mode", "space", "num_samples", "seed"))
+    _check_keys(fail, "search", value, ("mode", "space", "cases", "num_samples", "seed"))
     mode = _choice(fail, "search.mode", value.get("mode", "grid"), MODES)
     space_data = value.get("space") or {}
     if not isinstance(space_data, dict):
@@ -423,13 +454,39 @@ def _parse_search(fail: _Fail, value: Any) -> Search:
         if not space:
             fail("search.space", f"at least one dimension in {mode} mode", space_data)
         num_samples = _int(fail, "search.num_samples", value.get("num_samples", 10), 1)
-    return Search(mode, space, num_samples, _int(fail, "search.seed", value.get("seed", 0), 0))
+    cases = _parse_cases(fail, value.get("cases"), mode, space)
+    return Search(mode, space, num_samples, _int(fail, "search.seed", value.get("seed", 0), 0), cases)
 
 
-def _parse_dimension(fail: _Fail, where: str, key: Any, value: Any) -> Dimension:
+def _parse_cases(fail: _Fail, value: Any, mode: str, space: dict[str, Dimension]) -> tuple[dict[str, Any], ...]:
+    """``search.cases``: a list of non-empty mappings of dotted fields to values, none of them also in space."""
+    if value is None:
+        return ()
+    if mode != "grid":
+        fail("search.cases", "absent in optuna and random mode (cases are crossed with a grid)", value)
+    if not isinstance(value, list) or not value:
+        fail("search.cases", "a non-empty list of mappings {FIELD: VALUE, ...}", value)
+    for index, case in enumerate(value):
+        where = f"search.cases[{index}]"
+        if not isinstance(case, dict) or not case:
+            fail(where, "a non-empty mapping of dotted learner fields to values", case)
+        for key in case:
+            _check_field_key(fail, where, key)
+            if key in space:
+                fail(where, f"without {key}: it is a dimension of search.space too", case)
+    if len({repr(sorted(case.items())) for case in value}) != len(value):
+        fail("search.cases", "a list without repeated cases", value)
+    return tuple(dict(case) for case in value)
+
+
+def _check_field_key(fail: _Fail, where: str, key: Any) -> None:
     if not isinstance(key, str) or len(key.split(".")) != 2 or key.split(".")[0] not in SECTIONS:
         fail(where, "keyed by a dotted learner field such as agent.ent_coef or train.batch_size "
                     "(task and seed are set by 'tasks' and 'seeds')", key)
+
+
+def _parse_dimension(fail: _Fail, where: str, key: Any, value: Any) -> Dimension:
+    _check_field_key(fail, where, key)
     if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in KINDS:
         fail(where, "one of " + ", ".join("{" + kind + ": [...]}" for kind in KINDS), value)
     kind, values = next(iter(value.items()))
@@ -451,14 +508,31 @@ def _parse_dimension(fail: _Fail, where: str, key: Any, value: Any) -> Dimension
     return Dimension(kind, (low, high))
 
 
+def _fixed_at(spec: SweepSpec, key: str) -> list[str]:
+    """Where the fixed configs set the dotted field ``key``: config.KEY and task_config.TASK.KEY."""
+    section, name = key.split(".")
+    configs = {"config": spec.config, **{f"task_config.{task}": fixed for task, fixed in spec.task_config.items()}}
+    return [f"{where}.{key}" for where, fixed in configs.items() if name in fixed.get(section, {})]
+
+
 def _check_space_against_config(fail: _Fail, spec: SweepSpec) -> None:
     """Every searched field exists and every candidate value passes the learner's validation on every task."""
     hints = {name: get_type_hints(cls) for name, cls in SECTIONS.items()}
+    case_keys = {key: f"search.cases[{index}]" for index, case in enumerate(spec.search.cases) for key in case}
+    for key, where in case_keys.items():
+        section, name = key.split(".")
+        fixed = _fixed_at(spec, key)
+        if fixed:
+            fail(where, f"without {key}: it is set in the fixed config too ({fixed[0]})", None)
+        if name not in hints[section]:
+            raise SpecError(f"{spec.source}: '{where}': unknown learner config field {key}"
+                            f"{did_you_mean(name, hints[section], prefix=f'{section}.')}")
     for key, dim in spec.search.space.items():
         section, name = key.split(".")
         where = f"search.space.{key}"
-        if name in spec.config.get(section, {}):
-            fail(where, f"absent from the fixed config too (config.{key} is set there)", None)
+        fixed = _fixed_at(spec, key)
+        if fixed:
+            fail(where, f"absent from the fixed config too ({fixed[0]} is set there)", None)
         if name not in hints[section]:
             known = ", ".join(f"{section}.{n}" for n in hints[section])
             raise SpecError(f"{spec.source}: '{where}': unknown learner config field {key}"
@@ -471,7 +545,8 @@ def _check_space_against_config(fail: _Fail, spec: SweepSpec) -> None:
             fail(where, f"a grid or choice dimension: {key} is not numeric ({type_text})", None)
         for value in dim.values:
             for task in spec.tasks:
-                _check_with_learner(fail, where, task, merge(spec.config, _nest({key: value})))
+                _check_with_learner(fail, where, task, merge(merge(spec.config, spec.task_config.get(task, {})),
+                                                              _nest({key: value})))
     if spec.search.mode == "optuna" and len(spec.tasks) != 1:
         fail("tasks", "exactly one task in optuna mode (one study optimises one objective; "
                       "write one spec per task)", list(spec.tasks))
@@ -496,12 +571,15 @@ def _parse_objective(fail: _Fail, value: Any) -> Objective:
                      _int(fail, "objective.last_k", value.get("last_k", 5), 1))
 
 
-def _check_objective_has_evaluations(fail: _Fail, spec: SweepSpec) -> None:
-    if spec.objective.metric not in EVALUATION_METRICS:
-        return
+def _check_every_trial(fail: _Fail, spec: SweepSpec) -> None:
+    """Every listed trial's config passes the learner (a case with a grid value may not) and is evaluated when
+    the objective is an evaluation metric."""
     for plan in spec.trials():
-        config = spec.seed_config(plan.task, plan.params, spec.seeds[0], plan.name)
-        if config.train.eval_episodes == 0:
+        try:
+            config = spec.seed_config(plan.task, plan.params, spec.seeds[0], plan.name)
+        except ConfigError as err:
+            raise SpecError(f"{spec.source}: 'search', trial {plan.name}: {err}") from err
+        if spec.objective.metric in EVALUATION_METRICS and config.train.eval_episodes == 0:
             fail("objective.metric", f"a loss metric when train.eval_episodes is 0 (task {plan.task} is not "
                                      f"evaluated, so {spec.objective.metric} stays empty)", spec.objective.metric)
 
