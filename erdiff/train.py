@@ -402,6 +402,15 @@ class TrainingSession:
         self.time_s += time.perf_counter() - period_start
         self.rng = capture_rng_states()
 
+    def mark_stopped(self) -> None:
+        """Write summary status ``stopped`` for every seed that has neither finished nor diverged: what a run
+        stopped after its latest evaluation leaves (a next :meth:`run_period` writes ``running`` again)."""
+        for k, run_dir in enumerate(self.run_dirs):
+            if not self.diverged[k] and self.epoch < self.configs[k].train.epochs:
+                last = self.records[k][-1]
+                _write_summary(run_dir, self.config_dicts[k], self.records[k], last["step"], last["epoch"],
+                               last["time_s"], status="stopped")
+
     def _write_evaluation(self, mean_losses: list[list[float]], time_s: float, on_evaluation) -> bool:
         """Evaluate every seed that has not diverged and write its record, checkpoint and summary; whether the
         session has ended (the last epoch, or ``on_evaluation`` said stop)."""
@@ -429,10 +438,7 @@ class TrainingSession:
             if on_evaluation is not None and on_evaluation(record, run_dir):
                 stop = True
         if stop and not finished:
-            for k, run_dir in enumerate(self.run_dirs):
-                if not self.diverged[k]:
-                    _write_summary(run_dir, self.config_dicts[k], self.records[k], self.learner.step, epoch, time_s,
-                                   status="stopped")
+            self.mark_stopped()
         scores = [r[-1].get("normalized_score_mean") for k, r in enumerate(self.records) if r and not self.diverged[k]]
         if scores and all(score is not None for score in scores):
             self._progress_bar.set_postfix(score=" ".join(f"{score:.1f}" for score in scores))

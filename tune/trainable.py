@@ -185,6 +185,9 @@ def run_seeds_in_process(config: dict, context: SweepContext) -> None:
                     session.run_period()
                     if any(session.diverged):
                         break  # the trial fails: the seeds after this one need not train this period
+                    # Between reports the seeds read stopped: Tune may stop the trial at this report (ASHA), and
+                    # its thread only notices at its next report.
+                    session.mark_stopped()
                 # A diverged seed's summary goes into the checkpoint too: a restart of the trial finds it there.
                 with staged_snapshot(run_dirs) as snapshot:
                     ray.tune.report(aggregate(reports()), checkpoint=ray.tune.Checkpoint.from_directory(snapshot))
