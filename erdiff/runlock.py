@@ -5,9 +5,10 @@ any way, SIGKILL included: a killed run can be resumed at once, and a sweep's re
 worker's lock. The file holds the holder's pid, host and start time, which a second writer's error names. It is
 never deleted (deleting a lock file races with the next process opening it) and is not part of the results.
 
-Locks are re-entrant within one process (a sweep trial holds its seeds' directories while it calls
-:func:`erdiff.train.train` period by period, which takes them again). On NFS, Linux implements ``flock`` with
-the server's byte-range locks, so the lock also holds across hosts.
+Locks are re-entrant within one process (a Ray Train sweep worker holds its seed's directory while it calls
+:func:`erdiff.train.train`, which takes it again; an in-process sweep trial holds its seeds' directories for
+as long as it keeps their training sessions, which check that they are held). On NFS, Linux implements
+``flock`` with the server's byte-range locks, so the lock also holds across hosts.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def hold_run_dirs(run_dirs: Iterable[str | Path], wait_s: float = 0.0) -> Iterat
     finally:
         for path in reversed(acquired):
             _release(path)
+
+
+def holds_run_dir(run_dir: str | Path) -> bool:
+    """Whether this process holds the lock of ``run_dir``."""
+    return Path(run_dir).resolve() in _held
 
 
 def _acquire(path: Path, wait_s: float) -> None:

@@ -1,9 +1,10 @@
 """The training loop: epochs × steps, periodic evaluation and checkpoints, a run directory on disk.
 
-:func:`train` is a plain function used alike by scripts, `erdiff train` and the Ray trainable in `tune/`.
-Every ``eval_every`` epochs (and after the last one) it evaluates the policy, appends a record to
-``metrics.jsonl``, rewrites ``summary.json`` and writes a checkpoint, all atomically (see
-:mod:`erdiff.results`). Metrics are summed on the device between those points: no host sync per step.
+:func:`train` is a plain function used alike by scripts, `erdiff train` and the Ray trainables in `tune/`.
+The loop itself is :class:`TrainingSession`, built once and advanced one evaluation period at a time (what a
+sweep trial keeps between its reports). Every ``eval_every`` epochs (and after the last one) it evaluates the
+policy, appends a record to ``metrics.jsonl``, rewrites ``summary.json`` and writes a checkpoint, all
+atomically (see :mod:`erdiff.results`). Metrics are summed on the device between those points: no host sync per step.
 
 Resuming (``resume=True``) restores networks, optimizers, step and all RNG states from the checkpoint and
 drops metric records written after it, so a run interrupted at any moment and resumed ends bitwise
@@ -37,7 +38,7 @@ from erdiff.checkpoint import capture_rng_states, load_checkpoint, restore_rng_s
 from erdiff.config import NON_LEARNING_FIELDS, Config, dump_yaml, flatten_config
 from erdiff.errors import ErdiffError
 from erdiff.packed import PackedAgents
-from erdiff.runlock import LOCK_FILE, hold_run_dirs
+from erdiff.runlock import LOCK_FILE, hold_run_dirs, holds_run_dir
 from erdiff.steptime import default_threads
 from erdiff.tracking import RunTracking, check_installed
 
@@ -226,11 +227,12 @@ def train_seeds(configs: list[Config], out_dirs: list[str | Path], *,
         try:
             active = _seeds_to_train(configs, run_dirs, resume)
             if active:
-                with run_threads(configs[0]):
-                    _train_locked([configs[k] for k in active], [run_dirs[k] for k in active], dataset=dataset,
-                                  evaluators=None if evaluators is None else [evaluators[k] for k in active],
-                                  max_action=max_action, resume=resume, progress=progress,
-                                  on_evaluation=on_evaluation)
+                with run_threads(configs[0]), TrainingSession(
+                        [configs[k] for k in active], [run_dirs[k] for k in active], dataset=dataset,
+                        evaluators=None if evaluators is None else [evaluators[k] for k in active],
+                        max_action=max_action, resume=resume, progress=progress) as session:
+                    while not session.done:
+                        session.run_period(on_evaluation)
         except BaseException:
             for run_dir in created:
                 _remove_if_no_results(run_dir)
@@ -280,143 +282,197 @@ def _remove_if_no_results(run_dir: Path) -> None:
     run_dir.rmdir()
 
 
-def _train_locked(configs: list[Config], run_dirs: list[Path], *, dataset, evaluators, max_action, resume: bool,
-                  progress: bool, on_evaluation) -> None:
-    """The training loop of :func:`train_seeds`, with the run directories locked."""
-    checkpoints = [_prepare_run_dir(run_dir, config, resume) for run_dir, config in zip(run_dirs, configs)]
-    steps = [0 if checkpoint is None else checkpoint["agent"]["step"] for checkpoint in checkpoints]
-    if len(set(steps)) > 1:
-        listing = ", ".join(f"{run_dir}: step {step}" for run_dir, step in zip(run_dirs, steps))
-        raise RunDirectoryError(f"cannot resume packed seeds from different steps ({listing})")
-    config, tc = configs[0], configs[0].train
-    device = resolve_device(tc.device)
-    if device.type == "cuda" and tc.gpu_memory_fraction:
-        torch.cuda.set_per_process_memory_fraction(tc.gpu_memory_fraction, device)
-    if device.type == "cuda":  # set either way: a process may train runs of both settings one after another
-        torch.backends.cuda.matmul.fp32_precision = "tf32" if tc.tf32 else "ieee"
+class TrainingSession:
+    """The training state of one seed, or of packed seeds, built once and advanced one evaluation period at a time.
 
-    if dataset is None:
-        dataset = load_dataset_for(config)
-    if max_action is None:
-        from erdiff.tasks import get_task
+    Holds the buffer, the agent(s) and their optimizers, the training generators, the evaluators, the process-wide
+    RNG states and the metric records: :func:`train_seeds` runs one to the end, and a sweep trial keeps one alive
+    between its reports (tune/trainable.py), so that its state is built once, not read back from the checkpoint
+    each period. Every period writes its metrics, checkpoint and summary exactly as a run that is never
+    interrupted; a resume (``resume=True``) reads the checkpoint once, here.
 
-        max_action = get_task(config.task).max_action
-    buffer = TransitionBuffer(dataset, device)
-    agents, generators, records = [], [], []
-    start_epoch, previous_time = 0, 0.0
-    for seed_config, run_dir, checkpoint in zip(configs, run_dirs, checkpoints):
-        set_seed(seed_config.seed)
-        agent = ERDiffAgent(buffer.state_dim, buffer.action_dim, max_action, config.agent, compile=tc.compile)
-        agent.to(device).make_optimizers()
-        generator = _training_generator(device, seed_config.seed)
-        if checkpoint is not None:
-            agent.load_training_state(checkpoint["agent"])
-            restore_rng_states(checkpoint["rng"])
-            generator.set_state(_saved_generator_state(checkpoint["rng"], device))
-            start_epoch, previous_time = checkpoint["epoch"], checkpoint["time_s"]
-            records.append([r for r in results.read_metrics(run_dir) if r["step"] <= agent.step])
-        else:
-            records.append([])
-        results.write_metrics(run_dir, records[-1])
-        results.atomic_write_text(run_dir / results.CONFIG_FILE, dump_yaml(seed_config))
-        agents.append(agent)
-        generators.append(generator)
-    config_dicts = [seed_config.to_dict() for seed_config in configs]
-    # Packed seeds live stacked in the learner; dropping the list frees the separate copies.
-    packed = PackedAgents(agents) if len(agents) > 1 else None
-    learner = packed or agents[0]
-    del agents
+    The run directories must exist and be locked by the caller (:func:`erdiff.runlock.hold_run_dirs`) for the
+    session's life. ``buffer``: a :class:`TransitionBuffer` of the dataset on the configured device to share with
+    other sessions of the same data (default: one built from ``dataset``). Use as a context manager, or call
+    :meth:`close`, to close the evaluators and the progress bar.
+    """
 
-    if evaluators is None and tc.eval_episodes > 0:
-        from erdiff.tasks import make_evaluator
+    def __init__(self, configs: list[Config], run_dirs: list[Path], *, dataset: dict[str, np.ndarray] | None = None,
+                 buffer: TransitionBuffer | None = None, evaluators: list[Evaluator] | None = None,
+                 max_action: float | None = None, resume: bool = False, progress: bool = True):
+        check_packable(configs)
+        unlocked = [str(run_dir) for run_dir in run_dirs if not holds_run_dir(run_dir)]
+        if unlocked:
+            raise RuntimeError(f"a training session needs its run directories locked first: {', '.join(unlocked)}")
+        checkpoints = [_prepare_run_dir(run_dir, config, resume) for run_dir, config in zip(run_dirs, configs)]
+        steps = [0 if checkpoint is None else checkpoint["agent"]["step"] for checkpoint in checkpoints]
+        if len(set(steps)) > 1:
+            listing = ", ".join(f"{run_dir}: step {step}" for run_dir, step in zip(run_dirs, steps))
+            raise RunDirectoryError(f"cannot resume packed seeds from different steps ({listing})")
+        self.configs, self.run_dirs = configs, run_dirs
+        config, tc = configs[0], configs[0].train
+        self.device = device = resolve_device(tc.device)
+        if tc.num_threads:
+            torch.set_num_threads(tc.num_threads)
+        if device.type == "cuda" and tc.gpu_memory_fraction:
+            torch.cuda.set_per_process_memory_fraction(tc.gpu_memory_fraction, device)
+        if device.type == "cuda":  # set either way: a process may train runs of both settings one after another
+            torch.backends.cuda.matmul.fp32_precision = "tf32" if tc.tf32 else "ieee"
 
-        evaluators = [make_evaluator(config.task, tc.eval_episodes, seed_config.seed) for seed_config in configs]
+        if buffer is None:
+            buffer = TransitionBuffer(load_dataset_for(config) if dataset is None else dataset, device)
+        if max_action is None:
+            from erdiff.tasks import get_task
 
-    steps_per_period = tc.eval_every * tc.steps_per_epoch
-    total_steps = tc.epochs * tc.steps_per_epoch
-    session_start = time.perf_counter()
-    loss_sums = torch.zeros(len(LOSS_KEYS), len(configs), device=device)
-    # For each metric and seed, the first step at which it was non-finite (-1: not yet), kept on the device.
-    nonfinite_since = torch.full((len(LOSS_KEYS), len(configs)), -1, dtype=torch.long, device=device)
-    diverged = [False] * len(configs)
-    steps_in_period = 0
-    lr_factor = None
-    progress_bar = _progress_bar(progress, total_steps, learner.step, config.task, [c.seed for c in configs])
-    trackings = [RunTracking(seed_config, run_dir) for seed_config, run_dir in zip(configs, run_dirs)] \
-        if tc.track else []
-    try:
-        for epoch in range(start_epoch + 1, tc.epochs + 1):
+            max_action = get_task(config.task).max_action
+        self.buffer = buffer
+        agents, self.generators, self.records = [], [], []
+        self.epoch, self.time_s = 0, 0.0
+        for seed_config, run_dir, checkpoint in zip(configs, run_dirs, checkpoints):
+            set_seed(seed_config.seed)
+            agent = ERDiffAgent(buffer.state_dim, buffer.action_dim, max_action, config.agent, compile=tc.compile)
+            agent.to(device).make_optimizers()
+            generator = _training_generator(device, seed_config.seed)
+            if checkpoint is not None:
+                agent.load_training_state(checkpoint["agent"])
+                restore_rng_states(checkpoint["rng"])
+                generator.set_state(_saved_generator_state(checkpoint["rng"], device))
+                self.epoch, self.time_s = checkpoint["epoch"], checkpoint["time_s"]
+                self.records.append([r for r in results.read_metrics(run_dir) if r["step"] <= agent.step])
+            else:
+                self.records.append([])
+            results.write_metrics(run_dir, self.records[-1])
+            results.atomic_write_text(run_dir / results.CONFIG_FILE, dump_yaml(seed_config))
+            agents.append(agent)
+            self.generators.append(generator)
+        self.config_dicts = [seed_config.to_dict() for seed_config in configs]
+        # Packed seeds live stacked in the learner; dropping the list frees the separate copies.
+        self.packed = PackedAgents(agents) if len(agents) > 1 else None
+        self.learner = self.packed or agents[0]
+        del agents
+
+        if evaluators is None and tc.eval_episodes > 0:
+            from erdiff.tasks import make_evaluator
+
+            evaluators = [make_evaluator(config.task, tc.eval_episodes, seed_config.seed) for seed_config in configs]
+        self.evaluators = evaluators
+
+        self.steps_per_period = tc.eval_every * tc.steps_per_epoch
+        self.total_steps = tc.epochs * tc.steps_per_epoch
+        self.diverged = [False] * len(configs)
+        self.done = self.epoch >= tc.epochs
+        self._lr_factor = None
+        self._progress_bar = _progress_bar(progress, self.total_steps, self.learner.step, config.task,
+                                           [c.seed for c in configs])
+        # This session's place in the process-wide RNG streams, put back before each period: another session in
+        # the same process (the seeds of a `function` sweep trial) moves them in between.
+        self.rng = capture_rng_states()
+        self.trackings = [RunTracking(seed_config, run_dir) for seed_config, run_dir in zip(configs, run_dirs)] \
+            if tc.track else []
+
+    def __enter__(self) -> TrainingSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._progress_bar.close()
+        for tracking in self.trackings:
+            tracking.close((results.read_summary(tracking.run_dir) or {}).get("status", "running"))
+        for evaluator in self.evaluators or []:
+            if hasattr(evaluator, "close"):
+                evaluator.close()
+
+    def run_period(self, on_evaluation: Callable[[dict, Path], bool | None] | None = None) -> None:
+        """Train up to the next evaluation (every ``train.eval_every`` epochs and after the last one) and write its
+        records, or until every seed diverged. ``on_evaluation`` as in :func:`train`; a True ends the session
+        (summary status ``stopped``), as do the last epoch and divergence of every seed (:attr:`done`)."""
+        if self.done:
+            return
+        config, tc = self.configs[0], self.configs[0].train
+        learner, device = self.learner, self.device
+        restore_rng_states(self.rng)
+        period_start = time.perf_counter()
+        loss_sums = torch.zeros(len(LOSS_KEYS), len(self.configs), device=device)
+        # For each metric and seed, the first step at which it was non-finite (-1: not yet), kept on the device.
+        nonfinite_since = torch.full((len(LOSS_KEYS), len(self.configs)), -1, dtype=torch.long, device=device)
+        steps_in_period = 0
+        for epoch in range(self.epoch + 1, tc.epochs + 1):
             for _ in range(tc.steps_per_epoch):
-                factor = learning_rate_factor(config.agent.lr_schedule, learner.step, total_steps, steps_per_period,
-                                              tc.epochs)
-                if factor != lr_factor:
+                factor = learning_rate_factor(config.agent.lr_schedule, learner.step, self.total_steps,
+                                              self.steps_per_period, tc.epochs)
+                if factor != self._lr_factor:
                     set_learning_rates(learner, factor)
-                    lr_factor = factor
-                step_metrics = training_step(learner, buffer, generators, tc.batch_size, tc.precision)
+                    self._lr_factor = factor
+                step_metrics = training_step(learner, self.buffer, self.generators, tc.batch_size, tc.precision)
                 values = torch.stack([step_metrics[key] for key in LOSS_KEYS]).reshape(len(LOSS_KEYS), -1)
                 loss_sums += values
                 nonfinite_since = first_nonfinite_step(nonfinite_since, values, learner.step)
                 steps_in_period += 1
-                progress_bar.update()  # redraws at most once a second, so an epoch of minutes still moves
-            time_s = previous_time + time.perf_counter() - session_start
+                self._progress_bar.update()  # redraws at most once a second, so an epoch of minutes still moves
+            self.epoch = epoch
+            time_s = self.time_s + time.perf_counter() - period_start
             for k, divergence in enumerate(find_divergence(nonfinite_since, learner.finite_weights(), learner.step,
                                                            epoch)):
-                if divergence is not None and not diverged[k]:
-                    diverged[k] = True
-                    last = records[k][-1] if records[k] else {"step": 0, "epoch": 0}
-                    _write_summary(run_dirs[k], config_dicts[k], records[k], last["step"], last["epoch"], time_s,
-                                   status=results.DIVERGED, divergence=divergence)
-            if all(diverged):
+                if divergence is not None and not self.diverged[k]:
+                    self.diverged[k] = True
+                    last = self.records[k][-1] if self.records[k] else {"step": 0, "epoch": 0}
+                    _write_summary(self.run_dirs[k], self.config_dicts[k], self.records[k], last["step"],
+                                   last["epoch"], time_s, status=results.DIVERGED, divergence=divergence)
+            if all(self.diverged):
+                self.done = True
                 break
-            if epoch % tc.eval_every != 0 and epoch != tc.epochs:
+            if epoch % tc.eval_every == 0 or epoch == tc.epochs:
+                self.done = self._write_evaluation((loss_sums / steps_in_period).T.tolist(), time_s, on_evaluation)
+                break
+        self.time_s += time.perf_counter() - period_start
+        self.rng = capture_rng_states()
+
+    def mark_stopped(self) -> None:
+        """Write summary status ``stopped`` for every seed that has neither finished nor diverged: what a run
+        stopped after its latest evaluation leaves (a next :meth:`run_period` writes ``running`` again)."""
+        for k, run_dir in enumerate(self.run_dirs):
+            if not self.diverged[k] and self.epoch < self.configs[k].train.epochs:
+                last = self.records[k][-1]
+                _write_summary(run_dir, self.config_dicts[k], self.records[k], last["step"], last["epoch"],
+                               last["time_s"], status="stopped")
+
+    def _write_evaluation(self, mean_losses: list[list[float]], time_s: float, on_evaluation) -> bool:
+        """Evaluate every seed that has not diverged and write its record, checkpoint and summary; whether the
+        session has ended (the last epoch, or ``on_evaluation`` said stop)."""
+        epoch, finished, stop = self.epoch, self.epoch == self.configs[0].train.epochs, False
+        for k, (seed_config, run_dir) in enumerate(zip(self.configs, self.run_dirs)):
+            if self.diverged[k]:
                 continue
+            agent = self.packed.seed_agent(k) if self.packed is not None else self.learner
+            record = {"step": agent.step, "epoch": epoch, "time_s": time_s}
+            record.update(_evaluate(agent, self.evaluators[k] if self.evaluators else None, seed_config.seed,
+                                    self.device))
+            record.update(zip(LOSS_KEYS, mean_losses[k]))
+            record["actor_lr"] = agent.actor_optimizer.param_groups[0]["lr"]
+            record["critic_lr"] = agent.critic_optimizer.param_groups[0]["lr"]
+            record["ent_coef"] = float(agent.ent_coef())  # α now: fixed, or learned with agent.ent_coef auto
+            self.records[k].append(record)
 
-            mean_losses = (loss_sums / steps_in_period).T.tolist()
-            loss_sums.zero_()
-            steps_in_period = 0
-            finished = epoch == tc.epochs
-            stop = False
-            for k, (seed_config, run_dir) in enumerate(zip(configs, run_dirs)):
-                if diverged[k]:
-                    continue
-                agent = packed.seed_agent(k) if packed is not None else learner
-                record = {"step": agent.step, "epoch": epoch, "time_s": time_s}
-                record.update(_evaluate(agent, evaluators[k] if evaluators else None, seed_config.seed, device))
-                record.update(zip(LOSS_KEYS, mean_losses[k]))
-                record["actor_lr"] = agent.actor_optimizer.param_groups[0]["lr"]
-                record["critic_lr"] = agent.critic_optimizer.param_groups[0]["lr"]
-                record["ent_coef"] = float(agent.ent_coef())  # α now: fixed, or learned with agent.ent_coef auto
-                records[k].append(record)
-
-                results.write_metrics(run_dir, records[k])
-                rng = capture_rng_states()
-                rng["generator"] = generators[k].get_state()
-                save_checkpoint(run_dir / results.CHECKPOINT_FILE, {
-                    "agent": agent.training_state(), "epoch": epoch, "time_s": time_s, "rng": rng,
-                    "config": config_dicts[k]})
-                _write_summary(run_dir, config_dicts[k], records[k], agent.step, epoch, time_s,
-                               status="completed" if finished else "running")
-                if trackings:  # after the checkpoint: a tracked run never holds a step that a resume redoes
-                    trackings[k].log(records[k])
-                if on_evaluation is not None and on_evaluation(record, run_dir):
-                    stop = True
-            if stop and not finished:
-                for k, run_dir in enumerate(run_dirs):
-                    if not diverged[k]:
-                        _write_summary(run_dir, config_dicts[k], records[k], learner.step, epoch, time_s,
-                                       status="stopped")
-            scores = [r[-1].get("normalized_score_mean") for k, r in enumerate(records) if r and not diverged[k]]
-            if scores and all(score is not None for score in scores):
-                progress_bar.set_postfix(score=" ".join(f"{score:.1f}" for score in scores))
-            if stop:
-                break
-    finally:
-        progress_bar.close()
-        for tracking in trackings:
-            tracking.close((results.read_summary(tracking.run_dir) or {}).get("status", "running"))
-        for evaluator in evaluators or []:
-            if hasattr(evaluator, "close"):
-                evaluator.close()
+            results.write_metrics(run_dir, self.records[k])
+            rng = capture_rng_states()
+            rng["generator"] = self.generators[k].get_state()
+            save_checkpoint(run_dir / results.CHECKPOINT_FILE, {
+                "agent": agent.training_state(), "epoch": epoch, "time_s": time_s, "rng": rng,
+                "config": self.config_dicts[k]})
+            _write_summary(run_dir, self.config_dicts[k], self.records[k], agent.step, epoch, time_s,
+                           status="completed" if finished else "running")
+            if self.trackings:  # after the checkpoint: a tracked run never holds a step that a resume redoes
+                self.trackings[k].log(self.records[k])
+            if on_evaluation is not None and on_evaluation(record, run_dir):
+                stop = True
+        if stop and not finished:
+            self.mark_stopped()
+        scores = [r[-1].get("normalized_score_mean") for k, r in enumerate(self.records) if r and not self.diverged[k]]
+        if scores and all(score is not None for score in scores):
+            self._progress_bar.set_postfix(score=" ".join(f"{score:.1f}" for score in scores))
+        return finished or stop
 
 
 def first_nonfinite_step(since: torch.Tensor, values: torch.Tensor, step: int) -> torch.Tensor:

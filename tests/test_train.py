@@ -10,7 +10,8 @@ from erdiff import results
 from erdiff.agent import ERDiffAgent
 from erdiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from erdiff.config import make_config
-from erdiff.train import RunDirectoryError, set_seed, train
+from erdiff.runlock import hold_run_dirs
+from erdiff.train import RunDirectoryError, TrainingSession, set_seed, train
 
 SMALL = {"agent.num_critics": "4", "agent.hidden_dim": "64", "train.batch_size": "64", "train.eval_episodes": "0"}
 
@@ -105,6 +106,43 @@ def test_exact_resume_is_bitwise_identical(tmp_path, linear_dataset):
             assert torch.equal(state_a[key], state_b[key])
     assert torch.equal(rng_a, rng_b)
     assert without_time(results.read_metrics(straight)) == without_time(results.read_metrics(resumed))
+
+
+def test_sessions_advanced_in_turn_equal_train_and_never_read_their_checkpoints(tmp_path, linear_dataset):
+    """Two seeds' sessions advanced one period each in turn (as a `function` sweep trial does), each checkpoint
+    overwritten with junk once written: metrics and final checkpoints equal `train` of each seed alone. A session
+    that read its checkpoint back would fail; one whose RNG streams restarted each period, or whose process-wide
+    RNG state leaked from the other seed's session, would differ."""
+    configs = [small_config(**{"train.epochs": 4, "train.steps_per_epoch": 6, "train.eval_every": 1, "seed": seed,
+                               "agent.ema_start": 5, "agent.lr_schedule": "cosine"}) for seed in (0, 1)]
+    run_dirs = [tmp_path / "sessions" / f"seed_{config.seed}" for config in configs]
+    for run_dir in run_dirs:
+        run_dir.mkdir(parents=True)
+    with hold_run_dirs(run_dirs):
+        sessions = [TrainingSession([config], [run_dir], dataset=linear_dataset, max_action=1.0, progress=False)
+                    for config, run_dir in zip(configs, run_dirs)]
+        while not all(session.done for session in sessions):
+            for session, run_dir in zip(sessions, run_dirs):
+                session.run_period()
+                if not session.done:
+                    (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+        for session in sessions:
+            session.close()
+    with pytest.raises(RuntimeError, match="needs its run directories locked first"):
+        TrainingSession([configs[0]], [tmp_path / "unlocked"], dataset=linear_dataset, max_action=1.0)
+
+    for config, run_dir in zip(configs, run_dirs):
+        alone = tmp_path / "alone" / f"seed_{config.seed}"
+        train(config, alone, dataset=linear_dataset, max_action=1.0, progress=False)
+        assert without_time(results.read_metrics(run_dir)) == without_time(results.read_metrics(alone))
+        assert len(results.read_metrics(run_dir)) == 4
+        assert results.read_summary(run_dir)["status"] == "completed"
+        got, expected = load_checkpoint(run_dir / "checkpoint.pt"), load_checkpoint(alone / "checkpoint.pt")
+        for key, value in expected["agent"]["networks"].items():
+            assert torch.equal(got["agent"]["networks"][key], value), key
+        for name in ("torch", "generator"):
+            assert torch.equal(got["rng"][name], expected["rng"][name]), name
+        assert got["rng"]["numpy"]["keys"].equal(expected["rng"]["numpy"]["keys"])
 
 
 def test_resume_drops_records_written_after_the_checkpoint(tmp_path, linear_dataset):

@@ -22,13 +22,14 @@ import h5py
 import numpy as np
 import pytest
 import ray
+import torch
 import yaml
 
 from erdiff import results
 from erdiff.data.write import write_d4rl_hdf5
 from erdiff.runlock import LOCK_FILE
 from erdiff.tasks import local_dataset_path
-from erdiff.train import train
+from erdiff.train import train, train_seeds
 from tune import local_ray
 from tune.aggregate import TRIAL_FILE, read_trial_records
 from tune.snapshots import SESSIONS_FILE, read_sessions
@@ -205,6 +206,13 @@ def test_packed_sweep_trains_the_seeds_of_a_trial_together(ray_session, tmp_path
     assert run_sweep(spec, out) == 0
     check_sweep_results(out, spec)
     plan = spec.trials()[0]
+    # The trial keeps one packed session for all its periods: bitwise what `erdiff train --seeds 0,1` writes.
+    configs = [spec.seed_config(plan.task, plan.params, seed, plan.name) for seed in spec.seeds]
+    together = [tmp_path / "together" / f"seed_{seed}" for seed in spec.seeds]
+    train_seeds(configs, together, progress=False)
+    for seed, run_dir in zip(spec.seeds, together):
+        got = results.read_metrics(out / "trials" / plan.name / f"seed_{seed}")
+        assert without_time(got) == without_time(results.read_metrics(run_dir))
     for seed in spec.seeds:
         alone = tmp_path / "alone" / f"seed_{seed}"
         train(spec.seed_config(plan.task, plan.params, seed, plan.name), alone, progress=False)
@@ -214,6 +222,28 @@ def test_packed_sweep_trains_the_seeds_of_a_trial_together(ray_session, tmp_path
         for record_got, record_expected in zip(got, expected):
             assert record_got["episode_returns"] == pytest.approx(record_expected["episode_returns"], rel=1e-3)
             assert record_got["critic_loss"] == pytest.approx(record_expected["critic_loss"], rel=1e-4)
+
+
+def test_a_function_trial_trains_each_seed_exactly_as_train_alone(ray_session, tmp_path):
+    """trainable: function builds each seed's training session once and advances the seeds in turn, a period
+    each: every seed's metrics and final checkpoint are bitwise those of `train` of that seed alone (RNG streams
+    that restarted each period, or leaked from one seed into the other, would show), and no seed was set up twice."""
+    spec = parse_spec(tiny_spec("function", {"mode": "grid"}, trainable="function", epochs=3, concurrency=1))
+    out = tmp_path / "out"
+    assert run_sweep(spec, out) == 0
+    check_sweep_results(out, spec)
+    plan = spec.trials()[0]
+    for seed in spec.seeds:
+        run_dir = out / "trials" / plan.name / f"seed_{seed}"
+        alone = tmp_path / "alone" / f"seed_{seed}"
+        train(spec.seed_config(plan.task, plan.params, seed, plan.name), alone, progress=False)
+        assert without_time(results.read_metrics(run_dir)) == without_time(results.read_metrics(alone))
+        got, expected = (torch.load(d / "checkpoint.pt", weights_only=True) for d in (run_dir, alone))
+        for key, value in expected["agent"]["networks"].items():
+            assert torch.equal(got["agent"]["networks"][key], value), key
+        assert torch.equal(got["rng"]["torch"], expected["rng"]["torch"])
+        assert torch.equal(got["rng"]["generator"], expected["rng"]["generator"])
+        assert len(read_sessions(run_dir)) == 1
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ Two ways to run a trial, chosen by the spec's ``trainable``:
 ``function``, :func:`run_seeds_in_process`
     A plain Tune function trainable that advances the seeds in one process, one evaluation period each in
     turn, and reports the aggregate with ``ray.tune.report`` and a ``ray.tune.Checkpoint``. No Ray Train:
-    far less overhead on small machines, the seeds share one worker's resources.
+    far less overhead on small machines, the seeds share one worker's resources. Each seed's training state
+    (an :class:`erdiff.train.TrainingSession`) is built once and kept for the whole trial.
 
 ``packed``, also :func:`run_seeds_in_process`
     As ``function``, but the seeds train together as one batched model (:mod:`erdiff.packed`, equal to
@@ -25,8 +26,10 @@ from the trial's latest checkpoint (:mod:`tune.snapshots`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +39,9 @@ from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from erdiff import results
+from erdiff.config import Config
 from erdiff.runlock import hold_run_dirs
-from erdiff.train import load_dataset_for, train, train_seeds
+from erdiff.train import TrainingSession, load_dataset_for, train
 from tune.aggregate import DIVERGED, aggregate, count_evaluations, seed_report
 from tune.snapshots import log_session, restore_run_dir, seed_dir_name, staged_snapshot
 from tune.spec import DRIVER_CPU, SweepSpec
@@ -147,7 +151,12 @@ class SeedAggregateCallback(TuneReportCallback):
 
 def run_seeds_in_process(config: dict, context: SweepContext) -> None:
     """Tune function trainable: advance every seed by one evaluation period (in turn, or packed together),
-    report the aggregate."""
+    report the aggregate, and so on to the end.
+
+    The seeds' training state (:class:`erdiff.train.TrainingSession`: agents, optimizers, RNG streams,
+    evaluators, the dataset on the device) is built once per trial, from the restored checkpoint if there is
+    one, and lives until the trial ends: the checkpoint written after each period is for a restart, never read
+    back by a healthy trial."""
     _quiet_report_logs()
     spec = context.spec
     trial = ray.tune.get_context().get_trial_name()
@@ -160,29 +169,42 @@ def run_seeds_in_process(config: dict, context: SweepContext) -> None:
     def reports() -> list[dict]:
         return [seed_report(run_dirs[seed], seed, spec.objective, planned) for seed in spec.seeds]
 
-    def stop_after_one_period(record: dict, run_dir: Path) -> bool:
-        return True
-
     with _hold_run_dirs(run_dirs.values()):
         restored, _ = _restore_seeds(ray.tune.get_checkpoint(), run_dirs, planned)
         if restored:
             ray.tune.report(aggregate(reports()))
         _fail_if_diverged(context, trial)  # a retry of a diverged trial fails at once
-        dataset = load_dataset_for(first)  # the seeds share the task, its data and the reward transform
-        for _ in range(restored, planned):
-            if spec.trainable == "packed":
-                train_seeds([configs[seed] for seed in spec.seeds], [run_dirs[seed] for seed in spec.seeds],
-                            dataset=dataset, resume=True, progress=False, on_evaluation=stop_after_one_period)
-            else:
-                for seed in spec.seeds:
-                    summary = train(configs[seed], run_dirs[seed], dataset=dataset, resume=True, progress=False,
-                                    on_evaluation=stop_after_one_period)
-                    if summary["status"] == DIVERGED:
-                        break
-            # A diverged seed's summary goes into the checkpoint too: a restart of the trial finds it there.
-            with staged_snapshot(run_dirs) as snapshot:
-                ray.tune.report(aggregate(reports()), checkpoint=ray.tune.Checkpoint.from_directory(snapshot))
-            _fail_if_diverged(context, trial)
+        if restored == planned:
+            return
+        with contextlib.ExitStack() as open_sessions:
+            sessions = [open_sessions.enter_context(session)
+                        for session in _training_sessions(spec.trainable, [configs[seed] for seed in spec.seeds],
+                                                          [run_dirs[seed] for seed in spec.seeds])]
+            for _ in range(restored, planned):
+                for session in sessions:
+                    session.run_period()
+                    if any(session.diverged):
+                        break  # the trial fails: the seeds after this one need not train this period
+                    # Between reports the seeds read stopped: Tune may stop the trial at this report (ASHA), and
+                    # its thread only notices at its next report.
+                    session.mark_stopped()
+                # A diverged seed's summary goes into the checkpoint too: a restart of the trial finds it there.
+                with staged_snapshot(run_dirs) as snapshot:
+                    ray.tune.report(aggregate(reports()), checkpoint=ray.tune.Checkpoint.from_directory(snapshot))
+                _fail_if_diverged(context, trial)
+
+
+def _training_sessions(trainable: str, configs: list[Config], run_dirs: list[Path]) -> Iterator[TrainingSession]:
+    """The trial's training sessions, resumed from the run directories: one for all seeds (``packed``) or one
+    per seed (``function``), built one after another and sharing one copy of the dataset on the device."""
+    dataset = load_dataset_for(configs[0])  # the seeds share the task, its data and the reward transform
+    groups = [(configs, run_dirs)] if trainable == "packed" else [([c], [d]) for c, d in zip(configs, run_dirs)]
+    buffer = None
+    for group_configs, group_dirs in groups:
+        session = TrainingSession(group_configs, group_dirs, dataset=dataset, buffer=buffer, resume=True,
+                                  progress=False)
+        buffer = session.buffer
+        yield session
 
 
 RUN_LOCK_WAIT_S = 60.0
