@@ -328,12 +328,20 @@ def test_automatic_alpha_and_the_entropy_estimator_are_searched_like_any_field()
 
 def test_shipped_study_specs(capsys):
     """The two studies (docs/study_*.md), at CPU sizes on local tasks and at the paper's on D4RL tasks."""
+    auto = load_spec(CONFIGS / "study_alpha_beta_auto.yaml")
+    assert {(t.params["agent.ent_coef"], t.params["agent.entropy_estimator"]) for t in auto.trials()} == {
+        ("auto", "official"), ("auto", "knn"), (0.01, "knn")}
     for suffix in ("", "_paper"):
         ensemble = load_spec(CONFIGS / f"study_ensemble_size{suffix}.yaml")
         sizes = {t.params["agent.num_critics"]: t.params.get("agent.pessimism", "lcb") for t in ensemble.trials()}
         assert sizes == {1: "min", 2: "lcb", 4: "lcb", 8: "lcb", 16: "lcb", 64: "lcb"}
         alpha_beta = load_spec(CONFIGS / f"study_alpha_beta{suffix}.yaml")
-        assert set(alpha_beta.search.space) == {"agent.ent_coef", "agent.lcb_coef"}
+        alphas = {(t.params["agent.ent_coef"], t.params.get("agent.entropy_estimator", "official"))
+                  for t in alpha_beta.trials()}
+        betas = {t.params["agent.lcb_coef"] for t in alpha_beta.trials()}
+        assert {(0.0, "official"), (0.01, "official"), (0.1, "official")} <= alphas and {0.0, 4.0} <= betas
+        if suffix == "_paper":  # automatic alpha and the k-NN estimate are cells of the paper-size study
+            assert {("auto", "official"), ("auto", "knn"), (0.01, "knn")} <= alphas
         for spec in (ensemble, alpha_beta):
             assert len(spec.seeds) >= 5 and len(spec.tasks) >= 2 and spec.search.mode == "grid"
             paper = suffix == "_paper"
