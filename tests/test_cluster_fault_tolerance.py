@@ -29,9 +29,7 @@ from test_cluster_e2e import (
     start_head,
     stop_head,
 )
-from test_tune_sweep import (  # noqa: F401 -- private_home and ray_session are fixtures
-    private_home,
-    ray_session,
+from test_tune_sweep import (
     start_sweep,
     tiny_spec,
     trial_evaluation,
@@ -143,7 +141,7 @@ def assert_same_metrics(out: Path, reference: Path, data: dict) -> None:
 
 
 @pytest.mark.parametrize(("trainable", "cpu"), [("function", 0.9), ("train", 0.45)])
-def test_a_sweep_survives_losing_a_node(cluster, ray_session, tmp_path, trainable, cpu):  # noqa: F811
+def test_a_sweep_survives_losing_a_node(cluster, ray_session, tmp_path, trainable, cpu):
     """trainable function: the lost trial's process dies with the node; train: a seed worker does (and maybe the
     trial's driver). Either way the trial continues from its checkpoint on the head."""
     data = tiny_spec(f"lost_node_{trainable}", {"mode": "grid", "space": {"agent.ent_coef": {"grid": [0.001, 0.01]}}},

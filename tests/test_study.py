@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 from test_analysis_support import write_run
-from test_tune_sweep import private_home, ray_session, tiny_spec  # noqa: F401 -- the first two are fixtures
+from test_tune_sweep import tiny_spec
 
 from analysis.stats import aggregate, iqm
 from analysis.study import ALL_TASKS, STUDY_FILE, write_study_page
@@ -93,7 +93,7 @@ def test_a_two_field_study_gets_heatmaps_and_names_the_cells_without_runs(tmp_pa
     assert "1 of 4 (task, configuration) cells have no finished run (toy: ent_coef=0.1, lcb_coef=4)" in page.read_text()
 
 
-def test_erdiff_study_runs_the_sweep_then_writes_the_page(ray_session, tmp_path):  # noqa: F811
+def test_erdiff_study_runs_the_sweep_then_writes_the_page(ray_session, tmp_path):
     """A real sweep (2 configurations x 2 seeds on the toy task, a few steps) through `erdiff study`: the
     page's numbers are analysis.stats on the per-seed objectives the sweep itself recorded in trial.json."""
     data = tiny_spec("study_tiny", {"mode": "grid", "space": {"agent.ent_coef": {"grid": [0.0, 0.1]}}},

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_tune_sweep import (  # noqa: F401 -- private_home and ray_session are fixtures
+from test_tune_sweep import (
     REPO,
-    private_home,
-    ray_session,
     tiny_spec,
     write_spec,
 )
@@ -39,7 +37,7 @@ def status_lines(out: Path, capsys) -> list[str]:
     return capsys.readouterr().out.splitlines()
 
 
-def test_a_sweep_prints_a_line_per_trial_event_and_nothing_of_rays(ray_session, tmp_path, capsys):  # noqa: F811
+def test_a_sweep_prints_a_line_per_trial_event_and_nothing_of_rays(ray_session, tmp_path, capsys):
     """Two trials, one after the other: one trains 3 evaluations, one fails on a broken dataset, is retried once
     and fails again. The console says so in a line per event with the trial's name, the failure with its error
     and its traceback file, prints the table of `erdiff status` at the end, and nothing of Ray's."""
@@ -88,7 +86,7 @@ def test_a_sweep_prints_a_line_per_trial_event_and_nothing_of_rays(ray_session, 
 
 
 @pytest.mark.slow
-def test_verbose_brings_rays_output_back_and_a_resume_follows_its_own_flag(ray_session, tmp_path):  # noqa: F811
+def test_verbose_brings_rays_output_back_and_a_resume_follows_its_own_flag(ray_session, tmp_path):
     """`--verbose` prints Ray's tables, boxes and INFO lines besides the console; a quiet `--resume` of that sweep
     prints none of them (Tune restores the run config the sweep started with: the resume sets its own)."""
     data = tiny_spec("loud", {"mode": "grid", "space": {"agent.T": {"grid": [3]}}}, trainable="function", seeds=1,

@@ -10,11 +10,9 @@ import ipaddress
 import json
 import os
 import pickle
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import pytest
 import ray
 import torch
 import yaml
+from conftest import kill_session_processes
 
 from erdiff import results
 from erdiff.data.write import write_d4rl_hdf5
@@ -38,54 +37,6 @@ from tune.sweep import SPEC_FILE, SweepError, run_sweep
 from tune.trust import UntrustedStateError, check_tune_state
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def session_processes(temp_dir: Path) -> list[int]:
-    """Processes (other than this one) started with RAY_TMPDIR=temp_dir or holding a file in it open: the Ray
-    sessions of one test."""
-    marker = f"RAY_TMPDIR={temp_dir}".encode()
-    pids = set(local_ray.session_processes(str(temp_dir)))
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                pids.add(int(entry.name))
-        except OSError:  # gone, or not ours to read
-            continue
-    return sorted(pids)
-
-
-def kill_session_processes(temp_dir: Path) -> None:
-    for pid in session_processes(temp_dir):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-@pytest.fixture(scope="session")
-def private_home(tmp_path_factory):
-    """One HOME for every sweep of the test session: the local-Ray records and Ray's auth token land there.
-
-    Set once: a process keeps the auth token of its first ray.init, and a later local Ray started under another
-    HOME (with another token) never comes up."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
-        yield Path(os.environ["HOME"])
-
-
-@pytest.fixture
-def ray_session(private_home, tmp_path_factory, monkeypatch):
-    """A private Ray temp dir and dataset dir for this test; no Ray process of it outlives the test."""
-    temp_dir = Path(tempfile.mkdtemp(prefix="erdt-", dir="/tmp"))  # short: Ray's socket paths are length-limited
-    monkeypatch.setenv("RAY_TMPDIR", str(temp_dir))
-    monkeypatch.setenv("ERDIFF_DATA_DIR", str(tmp_path_factory.mktemp("data")))
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    yield temp_dir
-    ray.shutdown()
-    kill_session_processes(temp_dir)
-    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def tiny_spec(name: str, search: dict, trainable: str = "train", epochs: int = 3, steps_per_epoch: int = 5,
