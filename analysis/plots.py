@@ -291,3 +291,24 @@ def iqm_curves(frame: pd.DataFrame, sections: list[str], field: str, out_dir: st
         ax.legend(fontsize=7)
     fig.suptitle("IQM of the normalized score with 95% stratified-bootstrap intervals", fontsize=10)
     return _save(fig, out_dir, f"{name}_curves")
+
+
+def iqm_intervals(frame: pd.DataFrame, sections: list[str], out_dir: str | Path, name: str) -> list[Path]:
+    """The IQM of every configuration with its 95% interval as a horizontal bar, one panel per section of a study's
+    :func:`analysis.study.interval_frame`: the figure for a study of three fields or more, where no heatmap or
+    curve fits."""
+    labels = list(dict.fromkeys(frame["label"]))
+    fig, axes = plt.subplots(1, len(sections), figsize=(3.2 * len(sections) + 3.5, 0.45 * len(labels) + 1.6),
+                             sharey=True, squeeze=False)
+    y = np.arange(len(labels))
+    for ax, section in zip(axes[0], sections):
+        rows = frame[frame["section"] == section].set_index("label").reindex(labels)
+        errors = [rows["iqm"] - rows["low"], rows["high"] - rows["iqm"]]
+        ax.errorbar(rows["iqm"], y, xerr=errors, fmt="o", capsize=3)
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.invert_yaxis()  # the spec's order, top to bottom
+        ax.set_xlabel("normalized score")
+        ax.set_title(_section_title(section, frame), fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("IQM of the normalized score with 95% stratified-bootstrap intervals", fontsize=10)
+    return _save(fig, out_dir, f"{name}_intervals")

@@ -291,6 +291,8 @@ def write_study_page(spec: SweepSpec, spec_path: str, out_dir: str | Path, page:
             figures = plots.iqm_heatmaps(frame, sections_in_order(frame), *fields.axes, img_dir, spec.name)
         elif len(fields.axes) == 1:
             figures = plots.iqm_curves(frame, sections_in_order(frame), fields.axes[0], img_dir, spec.name)
+        else:
+            figures = plots.iqm_intervals(frame, sections_in_order(frame), img_dir, spec.name)
     info = read_study_info(out_dir)
     page.parent.mkdir(parents=True, exist_ok=True)
     results.atomic_write_text(page, render_page(spec, spec_path, str(out_dir), frame, notes,

@@ -4,6 +4,7 @@ figures; one real sweep end to end on a local Ray."""
 import json
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
@@ -91,6 +92,21 @@ def test_a_two_field_study_gets_heatmaps_and_names_the_cells_without_runs(tmp_pa
     page, frame = write_study_page(spec, "study_ab.yaml", tmp_path / "out", tmp_path / "ab.md", tmp_path / "img")
     assert (tmp_path / "img" / "study_ab_heatmaps.png").is_file() and len(frame) == 3
     assert "1 of 4 (task, configuration) cells have no finished run (toy: ent_coef=0.1, lcb_coef=4)" in page.read_text()
+
+
+def test_a_three_field_study_gets_one_interval_per_configuration(tmp_path):
+    spec = parse_spec({"name": "study_auto", "tasks": ["toy"], "seeds": 2, "objective": {"last_k": 1},
+                       "search": {"mode": "grid", "space": {"agent.lcb_coef": {"grid": [0.0, 4.0]}},
+                                  "cases": [{"agent.ent_coef": "auto", "agent.entropy_estimator": "official"},
+                                            {"agent.ent_coef": 0.01, "agent.entropy_estimator": "knn"}]}})
+    for plan in spec.trials():
+        for seed in spec.seeds:
+            write_run(tmp_path / "out" / "trials" / plan.name / f"seed_{seed}", "toy", seed, [10.0 * seed + 1],
+                      overrides={key: str(value) for key, value in plan.params.items()})
+    page, frame = write_study_page(spec, "auto.yaml", tmp_path / "out", tmp_path / "auto.md", tmp_path / "img")
+    figure = tmp_path / "img" / "study_auto_intervals.png"
+    assert figure.is_file() and len(frame) == 4 and "img/study_auto_intervals.png" in page.read_text()
+    assert matplotlib.image.imread(figure).std() > 0.01  # not blank
 
 
 def test_erdiff_study_runs_the_sweep_then_writes_the_page(ray_session, tmp_path):
