@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -102,26 +104,19 @@ def measure_step_seconds(obs_dim: int, act_dim: int, config: AgentConfig, batch_
     from erdiff.train import training_step  # erdiff.train imports this module
 
     device = torch.device(device)
-    saved_threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        if threads:
-            torch.set_num_threads(threads)
-        try:
-            torch.manual_seed(0)
-            agent = ERDiffAgent(obs_dim, act_dim, 1.0, config).to(device)
-            agent.make_optimizers()
-            buffer = random_buffer(obs_dim, act_dim, device)
-            generators = [torch.Generator(device=device).manual_seed(0)]
-            times = []
-            for index in range(warmup + steps):
-                _synchronize(device)
-                start = time.perf_counter()
-                training_step(agent, buffer, generators, batch_size, precision)
-                _synchronize(device)
-                if index >= warmup:
-                    times.append(time.perf_counter() - start)
-        finally:
-            torch.set_num_threads(saved_threads)
+    with _measuring(device, threads):
+        agent = ERDiffAgent(obs_dim, act_dim, 1.0, config).to(device)
+        agent.make_optimizers()
+        buffer = random_buffer(obs_dim, act_dim, device)
+        generators = [torch.Generator(device=device).manual_seed(0)]
+        times = []
+        for index in range(warmup + steps):
+            _synchronize(device)
+            start = time.perf_counter()
+            training_step(agent, buffer, generators, batch_size, precision)
+            _synchronize(device)
+            if index >= warmup:
+                times.append(time.perf_counter() - start)
     return float(np.median(times))
 
 
@@ -131,24 +126,32 @@ def measure_policy_call_seconds(obs_dim: int, act_dim: int, config: AgentConfig,
     """Median seconds of one evaluation-policy call (``eval_candidates`` actions per state, LCB choice) on
     ``batch`` states: an evaluation of N lockstep episodes makes one such call per environment step."""
     device = torch.device(device)
+    with _measuring(device, threads):
+        agent = ERDiffAgent(obs_dim, act_dim, 1.0, config).to(device)
+        policy = agent.policy(torch.Generator(device=device).manual_seed(0))
+        observations = np.zeros((batch, obs_dim), dtype=np.float32)
+        policy(observations)  # first calls pay for lazy initialisation
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            policy(observations)
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+@contextmanager
+def _measuring(device: torch.device, threads: int | None) -> Iterator[None]:
+    """A measurement that leaves no trace: the RNG states forked (and seeded 0 inside), ``threads`` torch threads
+    while it runs, the caller's thread count put back after."""
     saved_threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         if threads:
             torch.set_num_threads(threads)
         try:
             torch.manual_seed(0)
-            agent = ERDiffAgent(obs_dim, act_dim, 1.0, config).to(device)
-            policy = agent.policy(torch.Generator(device=device).manual_seed(0))
-            observations = np.zeros((batch, obs_dim), dtype=np.float32)
-            policy(observations)  # first calls pay for lazy initialisation
-            times = []
-            for _ in range(calls):
-                start = time.perf_counter()
-                policy(observations)
-                times.append(time.perf_counter() - start)
+            yield
         finally:
             torch.set_num_threads(saved_threads)
-    return float(np.median(times))
 
 
 def choose_threads(obs_dim: int, act_dim: int, config: AgentConfig, batch_size: int, precision: str = "float32",

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from test_packed import seeded_agent
 
 from erdiff import results
 from erdiff.agent import INITIAL_AUTO_ENT_COEF, ERDiffAgent, ent_coef_dual_loss
@@ -124,21 +125,13 @@ def test_packed_update_equals_separate_updates_in_float64(linear_dataset):
     buffer = TransitionBuffer(linear_dataset)
     buffer.tensors = {key: value.double() for key, value in buffer.tensors.items()}
 
-    def seeded(seed):
-        torch.manual_seed(seed)
-        agent = ERDiffAgent(3, 2, 1.0, config).double()
-        agent.make_optimizers()
-        generator = torch.Generator()
-        generator.set_state(torch.get_rng_state())
-        return agent, generator
-
     separate = []
     for seed in (0, 5):
-        agent, generator = seeded(seed)
+        agent, generator = seeded_agent(seed, config)
         for _ in range(4):
             agent.update(buffer.sample(32, generator), agent.draw_step_noise(32, generator, dtype=torch.float64))
         separate.append(agent)
-    pairs = [seeded(seed) for seed in (0, 5)]
+    pairs = [seeded_agent(seed, config) for seed in (0, 5)]
     packed = PackedAgents([agent for agent, _ in pairs])
     for _ in range(4):
         packed.update(*packed.draw(buffer, 32, [generator for _, generator in pairs]))
