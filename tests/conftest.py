@@ -40,13 +40,15 @@ def linear_dataset():
 @pytest.fixture
 def wandb_offline(tmp_path, monkeypatch):
     """W&B in offline mode, its folders in the run directories (or Ray's trial folders), nothing in $HOME."""
-    pytest.importorskip("wandb")
+    wandb = pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     for name in ("WANDB_DIR", "WANDB_PROJECT"):
         monkeypatch.delenv(name, raising=False)
     for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):  # nothing written to $HOME
         monkeypatch.setenv(name, str(tmp_path / "wandb-home"))
+    yield
+    wandb.teardown()  # ends W&B's service process now: left to atexit, it fails noisily after pytest's summary
 
 
 def session_processes(temp_dir: Path) -> list[int]:
