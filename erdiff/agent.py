@@ -221,8 +221,8 @@ class ERDiffAgent(nn.Module):
         config = self.config
         states, actions = batch["observations"], batch["actions"]
         bc_loss, predicted_start = self.actor.loss(actions, states, noise.diffusion_t, noise.diffusion_noise)
-        q_policy = self.critic(states, predicted_start.clamp(-self.max_action, self.max_action))
-        q_loss = -pessimistic_value(q_policy, config.pessimism, config.lcb_coef).mean() / q_policy.abs().mean().detach()
+        # The entropy before the Q-term, as the official code orders them: the gradients reaching â_0 then add up
+        # in the same order, bit for bit.
         if config.entropy_estimator != "official":
             # In nats, not normalised: the estimate changes sign, so its mean |Ĥ| can be near 0.
             estimated_states = noise.entropy_chains.shape[1] // config.entropy_samples
@@ -232,6 +232,8 @@ class ERDiffAgent(nn.Module):
         else:
             entropy = self.actor.entropy(predicted_start, noise.entropy_end)
             entropy_loss = -entropy.mean() / entropy.abs().mean().detach()
+        q_policy = self.critic(states, predicted_start.clamp(-self.max_action, self.max_action))
+        q_loss = -pessimistic_value(q_policy, config.pessimism, config.lcb_coef).mean() / q_policy.abs().mean().detach()
         actor_loss = bc_loss + config.eta * q_loss + self.ent_coef() * entropy_loss
         parts = {"actor_loss": actor_loss, "bc_loss": bc_loss, "q_loss": q_loss, "entropy_loss": entropy_loss,
                  "entropy": entropy.mean()}
