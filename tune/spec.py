@@ -373,16 +373,24 @@ def _number(fail: _Fail, where: str, value: Any, low: float, high: float | None 
 
 
 def _parse_tasks(fail: _Fail, value: Any) -> tuple[str, ...]:
+    return _parse_names(fail, "tasks", value, tuple(PRESETS), expected="a non-empty list of task names",
+                        unknown="unknown task", known_label="known tasks", allow_empty=False)
+
+
+def _parse_names(fail: _Fail, key: str, value: Any, known: tuple[str, ...], *, expected: str, unknown: str,
+                 known_label: str, allow_empty: bool) -> tuple[str, ...]:
+    """A list of names out of ``known`` (one name alone is a list of one) without repeats; an unknown name is one
+    error that suggests the closest known one."""
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not value:
-        fail("tasks", "a non-empty list of task names", value)
-    for task in value:
-        if task not in PRESETS:
-            raise SpecError(f"{fail.source}: 'tasks': unknown task {task!r}{did_you_mean(task, PRESETS)}; known "
-                            f"tasks: {', '.join(PRESETS)}")
+    if not isinstance(value, list) or not (value or allow_empty):
+        fail(key, expected, value)
+    for name in value:
+        if name not in known:
+            raise SpecError(f"{fail.source}: '{key}': {unknown} {name!r}{did_you_mean(name, known)}; {known_label}: "
+                            f"{', '.join(known)}")
     if len(set(value)) != len(value):
-        fail("tasks", "a list without repeats", value)
+        fail(key, "a list without repeats", value)
     return tuple(value)
 
 
@@ -647,14 +655,5 @@ def _parse_failure(fail: _Fail, value: Any) -> Failure:
 
 
 def _parse_tracking(fail: _Fail, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        fail("tracking", f"a list of {', '.join(TRACKERS)}", value)
-    for name in value:
-        if name not in TRACKERS:
-            raise SpecError(f"{fail.source}: 'tracking': unknown tracking library {name!r}"
-                            f"{did_you_mean(name, TRACKERS)}; known: {', '.join(TRACKERS)}")
-    if len(set(value)) != len(value):
-        fail("tracking", "a list without repeats", value)
-    return tuple(value)
+    return _parse_names(fail, "tracking", value, TRACKERS, expected=f"a list of {', '.join(TRACKERS)}",
+                        unknown="unknown tracking library", known_label="known", allow_empty=True)
