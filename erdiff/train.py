@@ -294,7 +294,8 @@ class TrainingSession:
     The run directories must exist and be locked by the caller (:func:`erdiff.runlock.hold_run_dirs`) for the
     session's life. ``buffer``: a :class:`TransitionBuffer` of the dataset on the configured device to share with
     other sessions of the same data (default: one built from ``dataset``). Use as a context manager, or call
-    :meth:`close`, to close the evaluators and the progress bar.
+    :meth:`close`, to close the evaluators and the progress bar. torch's thread count is the caller's to set
+    (:func:`run_threads`).
     """
 
     def __init__(self, configs: list[Config], run_dirs: list[Path], *, dataset: dict[str, np.ndarray] | None = None,
@@ -312,8 +313,6 @@ class TrainingSession:
         self.configs, self.run_dirs = configs, run_dirs
         config, tc = configs[0], configs[0].train
         self.device = device = resolve_device(tc.device)
-        if tc.num_threads:
-            torch.set_num_threads(tc.num_threads)
         if device.type == "cuda" and tc.gpu_memory_fraction:
             torch.cuda.set_per_process_memory_fraction(tc.gpu_memory_fraction, device)
         if device.type == "cuda":  # set either way: a process may train runs of both settings one after another

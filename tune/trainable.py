@@ -41,7 +41,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from erdiff import results
 from erdiff.config import Config
 from erdiff.runlock import hold_run_dirs
-from erdiff.train import TrainingSession, load_dataset_for, train
+from erdiff.train import TrainingSession, load_dataset_for, run_threads, train
 from tune.aggregate import DIVERGED, aggregate, count_evaluations, seed_report
 from tune.snapshots import log_session, restore_run_dir, seed_dir_name, staged_snapshot
 from tune.spec import DRIVER_CPU, SweepSpec
@@ -177,6 +177,7 @@ def run_seeds_in_process(config: dict, context: SweepContext) -> None:
         if restored == planned:
             return
         with contextlib.ExitStack() as open_sessions:
+            open_sessions.enter_context(run_threads(first))  # the trial's threads, as erdiff train sets them
             sessions = [open_sessions.enter_context(session)
                         for session in _training_sessions(spec.trainable, [configs[seed] for seed in spec.seeds],
                                                           [run_dirs[seed] for seed in spec.seeds])]
