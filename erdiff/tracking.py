@@ -137,7 +137,15 @@ class TensorBoardTracker:
 
 class WandbTracker:
     """A W&B run per seed (``reinit="create_new"``: packed seeds are several runs of one process), resumed by
-    its id; the config as W&B's nested config, which W&B shows flattened as ``agent.T``."""
+    its id; the config as W&B's nested config, which W&B shows flattened as ``agent.T``.
+
+    W&B's service process writes a run's file only when it closes the run's stream, a moment after
+    ``run.finish()`` has returned; Ray kills a trial's process and its children as soon as the trial returns,
+    which can lose an offline run whole. So the last of this process's W&B runs to close also shuts the
+    service down and waits for it (``wandb.teardown``); the next run starts a new one."""
+
+    open_runs = 0
+    """The W&B runs of this process that are open."""
 
     def __init__(self, config: Config, run_dir: Path, saved: dict | None):
         import wandb
@@ -152,8 +160,10 @@ class WandbTracker:
             group=config.tags.get("trial"), tags=tags, config=config.to_dict(), allow_val_change=True,
             # No capture of this process's console: the progress bar and Ray's logs stay as they are.
             settings=wandb.Settings(console="off", quiet=True))
+        WandbTracker.open_runs += 1
         self.project = project
         self._histogram = wandb.Histogram
+        self._teardown = wandb.teardown
 
     def state(self) -> dict:
         return {"run_id": self.run.id, "project": self.project, "mode": self.run.settings.mode}
@@ -163,7 +173,12 @@ class WandbTracker:
                       for key, value in values.items()}, step=step)
 
     def close(self, status: str) -> None:
-        self.run.finish(exit_code=1 if status == results.DIVERGED else 0)
+        try:
+            self.run.finish(exit_code=1 if status == results.DIVERGED else 0)
+        finally:
+            WandbTracker.open_runs -= 1
+            if WandbTracker.open_runs == 0:
+                self._teardown()
 
 
 MLFLOW_STATUS = {"completed": "FINISHED", results.DIVERGED: "FAILED"}

@@ -2,6 +2,7 @@
 accumulator, MLflow's client on a sqlite store, and W&B's offline run files (its protobuf records)."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -197,6 +198,31 @@ def test_wandb_offline_run_holds_every_record_the_config_and_tags(wandb_offline,
         for key in SCALAR_KEYS:
             assert row[key] == pytest.approx(record[key]), key
         assert row["episode_returns/_type"] == "histogram" and sum(row["episode_returns/values"]) == 2
+
+
+def wandb_services() -> list[int]:
+    """The W&B service processes this process started (wandb-core, a child process)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry.name.isdigit() and f"PPid:\t{os.getpid()}\n" in (entry / "status").read_text()
+                    and b"wandb-core" in (entry / "cmdline").read_bytes()):
+                children.append(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+    return children
+
+
+def test_packed_wandb_runs_are_written_when_training_returns(wandb_offline, tmp_path, linear_dataset):
+    """W&B's service writes a run's file a moment after run.finish(); Ray kills a trial's process and its children
+    as soon as it returns. So the last W&B run of a process to close shuts the service down and waits for it: no
+    service is left when training returns, and both packed seeds' files are whole."""
+    configs = [tracked_config("wandb", epochs=2, seed=str(seed), **{"train.eval_episodes": "0"}) for seed in (0, 1)]
+    run_dirs = [tmp_path / "seed_0", tmp_path / "seed_1"]
+    train_seeds(configs, run_dirs, dataset=linear_dataset, max_action=1.0, progress=False)
+    assert wandb_services() == []
+    runs = [read_wandb_run(folder) for run_dir in run_dirs for folder in wandb_folders(run_dir)]
+    assert [(run["name"], sorted(run["history"])) for run in runs] == [("toy/seed_0", [5, 10]), ("toy/seed_1", [5, 10])]
 
 
 # ---------------------------------------------------------------------------------------------------------

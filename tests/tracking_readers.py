@@ -3,7 +3,6 @@ W&B's offline run files (its protobuf records in a LevelDB-style log). Shared by
 
 import json
 import struct
-import time
 from pathlib import Path
 
 
@@ -49,15 +48,14 @@ def wandb_records(path: Path) -> list:
     return records
 
 
-def finished_wandb_records(path: Path, timeout_s: float = 60.0) -> list:
-    """The records of a finished offline run: W&B's service writes the file after ``run.finish()`` returns, so wait
-    for its exit record."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        records = wandb_records(path)
-        if any(record.WhichOneof("record_type") == "exit" for record in records) or time.monotonic() > deadline:
-            return records
-        time.sleep(0.2)
+def finished_wandb_records(path: Path) -> list:
+    """The records of a finished offline run, read at once: W&B's service writes a run's file when it closes the
+    run's stream, and erdiff (the last run of a process) and the sweep's W&B actor wait for that (wandb.teardown),
+    so the file is whole as soon as training or the sweep returns."""
+    records = wandb_records(path)
+    kinds = [record.WhichOneof("record_type") for record in records]
+    assert "run" in kinds and "exit" in kinds, f"{path} ({path.stat().st_size} bytes) is not a finished run: {kinds}"
+    return records
 
 
 def read_wandb_run(folder: Path) -> dict:

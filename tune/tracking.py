@@ -2,12 +2,13 @@
 
 Tune logs each trial's results, the seed aggregate (tune.aggregate), through its integrations: TensorBoard event
 files in the trial's folder of Tune's storage (``TBXLoggerCallback``, which Tune also adds by itself unless
-``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``), a W&B run per trial (``WandbLoggerCallback``, grouped by the sweep) and
-an MLflow run per trial (``MLflowLoggerCallback``, in the experiment named after the sweep). The seeds' own runs
-log their records through :mod:`erdiff.tracking` (the spec sets ``train.track`` of every seed), tagged with the
-sweep and the trial. Both sides write where the libraries' variables say; without ``MLFLOW_TRACKING_URI`` a sweep
-writes to ``sqlite:///<out>/mlflow.db``, set in this process's environment before Ray starts so that local
-workers inherit it (on a cluster, set it in the job's runtime environment).
+``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``), a W&B run per trial (``WandbLoggerCallback`` as in
+:mod:`tune.wandb_logger`, grouped by the sweep) and an MLflow run per trial (``MLflowLoggerCallback``, in the
+experiment named after the sweep). The seeds' own runs log their records through :mod:`erdiff.tracking` (the spec
+sets ``train.track`` of every seed), tagged with the sweep and the trial. Both sides write where the libraries'
+variables say; without ``MLFLOW_TRACKING_URI`` a sweep writes to ``sqlite:///<out>/mlflow.db``, set in this
+process's environment before Ray starts so that local workers inherit it (on a cluster, set it in the job's runtime
+environment).
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def tracking_callbacks(spec: SweepSpec) -> list:
 
         callbacks.append(TBXLoggerCallback())
     if "wandb" in spec.tracking:
-        from ray.air.integrations.wandb import WandbLoggerCallback
+        from tune.wandb_logger import TrialWandbCallback  # imports wandb, so only here
 
-        callbacks.append(WandbLoggerCallback(project=os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
-                                             group=spec.name, job_type="trial", tags=[f"sweep={spec.name}"]))
+        callbacks.append(TrialWandbCallback(project=os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
+                                            group=spec.name, job_type="trial", tags=[f"sweep={spec.name}"]))
     if "mlflow" in spec.tracking:
         from ray.air.integrations.mlflow import MLflowLoggerCallback
 
