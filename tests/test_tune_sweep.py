@@ -7,6 +7,7 @@ Only the smallest Ray Train sweep runs by default; the others are marked slow (`
 """
 
 import ipaddress
+import itertools
 import json
 import os
 import pickle
@@ -175,18 +176,23 @@ def test_packed_sweep_trains_the_seeds_of_a_trial_together(ray_session, tmp_path
             assert record_got["critic_loss"] == pytest.approx(record_expected["critic_loss"], rel=1e-4)
 
 
-def test_a_function_trial_trains_each_seed_exactly_as_train_alone(ray_session, tmp_path):
+def test_function_trials_train_each_seed_exactly_as_train_alone_in_one_reused_process(ray_session, tmp_path):
     """trainable: function builds each seed's training session once and advances the seeds in turn, a period
     each: every seed's metrics and final checkpoint are bitwise those of `train` of that seed alone (RNG streams
-    that restarted each period, or leaked from one seed into the other, would show), and no seed was set up twice."""
-    spec = parse_spec(tiny_spec("function", {"mode": "grid"}, trainable="function", epochs=3, concurrency=1))
+    that restarted each period, or leaked from one seed into the other, would show), and no seed was set up twice.
+    The second trial runs in the first one's process (Tune's reuse_actors), and nothing of the first leaks into it."""
+    spec = parse_spec(tiny_spec("function", {"mode": "grid", "space": {"agent.T": {"grid": [3, 5]}}},
+                                trainable="function", epochs=3, concurrency=1))
     out = tmp_path / "out"
     assert run_sweep(spec, out) == 0
     check_sweep_results(out, spec)
-    plan = spec.trials()[0]
-    for seed in spec.seeds:
+    plans = spec.trials()
+    pids = {session["pid"] for plan in plans for seed in spec.seeds
+            for session in read_sessions(out / "trials" / plan.name / f"seed_{seed}")}
+    assert len(pids) == 1
+    for plan, seed in itertools.product(plans, spec.seeds):
         run_dir = out / "trials" / plan.name / f"seed_{seed}"
-        alone = tmp_path / "alone" / f"seed_{seed}"
+        alone = tmp_path / "alone" / plan.name / f"seed_{seed}"
         train(spec.seed_config(plan.task, plan.params, seed, plan.name), alone, progress=False)
         assert without_time(results.read_metrics(run_dir)) == without_time(results.read_metrics(alone))
         got, expected = (torch.load(d / "checkpoint.pt", weights_only=True) for d in (run_dir, alone))

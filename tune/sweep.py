@@ -156,6 +156,11 @@ def build_tuner(context: SweepContext, verbose: bool = False) -> ray.tune.Tuner:
         tune_config=ray.tune.TuneConfig(
             metric=METRIC, mode=spec.objective.mode, search_alg=search_alg, scheduler=_scheduler(spec),
             num_samples=num_samples, max_concurrent_trials=spec.concurrency,
+            # An in-process trial's next trial runs in the same worker process, which has imported torch and
+            # erdiff and built its first kernels already (bench/RESULTS.md, "Sweep overhead"). Not under ASHA:
+            # a stopped trial trains on to its next report, and Tune fails the trial that would reuse its
+            # process if that takes over 2 s (TUNE_FUNCTION_THREAD_TIMEOUT_S).
+            reuse_actors=spec.trainable != "train" and spec.scheduler is None,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=ray.tune.RunConfig(
             name=spec.name, storage_path=context.storage,
