@@ -58,6 +58,27 @@ def holds_run_dir(run_dir: str | Path) -> bool:
     return Path(run_dir).resolve() in _held
 
 
+def held_by_live_process(run_dir: str | Path) -> bool | None:
+    """Whether a live process holds ``run_dir``'s lock, read from the lock file without taking the lock (a probe
+    could make a starting writer fail): False when nobody has held it or its holder released it or has died on
+    this host; None when the holder is on another host (its processes cannot be seen from here)."""
+    try:
+        holder = json.loads((Path(run_dir) / LOCK_FILE).read_text() or "null")
+    except (OSError, ValueError):
+        return False
+    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int):
+        return False
+    if holder.get("host") != platform.node():
+        return None
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def _acquire(path: Path, wait_s: float) -> None:
     if path in _held:
         _held[path][1] += 1

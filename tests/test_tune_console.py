@@ -1,6 +1,9 @@
 """The sweep console and `erdiff status`: one line per trial event on a real local sweep, none of Ray's own
 output unless --verbose, and the status table of a results folder, finished or part-way."""
 
+import json
+import os
+import platform
 import re
 import subprocess
 import sys
@@ -15,6 +18,7 @@ from test_tune_sweep import (
 )
 
 from erdiff.cli import main
+from erdiff.runlock import LOCK_FILE, hold_run_dirs
 from erdiff.tasks import local_dataset_path
 from tune.aggregate import aggregate, trial_record, write_trial_record
 from tune.progress import SPEC_FILE
@@ -128,9 +132,12 @@ def test_status_of_a_sweep_part_way(tmp_path, capsys):
     done, running, started, pending = (plan.name for plan in spec.trials())
     write_trial(out, spec, done, "completed", [8.0, 12.0], 3, wall_time_s=30.0)
     write_trial(out, spec, running, "running", [20.0, 22.0], 1, wall_time_s=10.0)
-    (out / "trials" / started / "seed_0").mkdir(parents=True)
+    live = [out / "trials" / running / "seed_0", out / "trials" / started / "seed_0"]
+    for run_dir in live:
+        run_dir.mkdir(parents=True)
 
-    table = status_lines(out, capsys)
+    with hold_run_dirs(live):  # as the sweep's workers do while they train
+        table = status_lines(out, capsys)
     # 4 evaluations took (30 + 10) s; 2 + 3 + 3 are left, 2 trials at a time (concurrency): 8 x 10 s / 2 = 40 s.
     assert table[0] == (f"partway: 1/4 trials done (1 completed); 2 running; 1 left; 4/12 evaluations; ETA 0:00:40; "
                         f"best so far {running} 21.0 ± 1.4 (2)")
@@ -139,6 +146,37 @@ def test_status_of_a_sweep_part_way(tmp_path, capsys):
                     [done, "10.0", "±", "2.8", "(2)", "evaluation", "3/3", "completed"],
                     [started, "-", "evaluation", "0/3", "started"],
                     [pending, "-", "evaluation", "0/3", "pending"]]
+
+
+def test_status_names_running_trials_that_no_live_process_holds(tmp_path, capsys):
+    """A trial marked running whose seeds' lock files name a dead process of this host, or no holder (released),
+    is not running: the sweep was killed or stopped, and status says how to resume it. A live holder, or one on
+    another host (which this host cannot see), leaves the trial as it is."""
+    spec = parse_spec(tiny_spec("killed", {"mode": "grid", "space": {"agent.T": {"grid": [3, 5, 7, 9]}}}))
+    out = tmp_path / "results"
+    (out / SPEC_FILE).parent.mkdir(parents=True)
+    (out / SPEC_FILE).write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    dead, released, live, elsewhere = (plan.name for plan in spec.trials())
+    for name in (dead, released, live, elsewhere):
+        write_trial(out, spec, name, "running", [20.0, 22.0], 1, wall_time_s=10.0)
+        for seed in spec.seeds:
+            (out / "trials" / name / f"seed_{seed}").mkdir(parents=True)
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # a pid of this host that has ended
+    for seed in spec.seeds:
+        (out / "trials" / dead / f"seed_{seed}" / LOCK_FILE).write_text(json.dumps(
+            {"pid": finished.pid, "host": platform.node(), "since": "x"}))
+        (out / "trials" / released / f"seed_{seed}" / LOCK_FILE).write_text("")
+        (out / "trials" / elsewhere / f"seed_{seed}" / LOCK_FILE).write_text(json.dumps(
+            {"pid": os.getpid(), "host": "another-host", "since": "x"}))
+    with hold_run_dirs([out / "trials" / live / f"seed_{seed}" for seed in spec.seeds]):
+        table = status_lines(out, capsys)
+    assert table[2] == (f"not running: no live process holds the run directories of 2 trial(s) marked running (the "
+                        f"sweep was stopped or killed); `erdiff sweep {out / SPEC_FILE} --out {out} --resume` "
+                        "continues it")
+    statuses = {row.split()[0]: " ".join(row.split()[7:]) for row in table[4:]}
+    assert statuses == {dead: "running (no process)", released: "running (no process)", live: "running",
+                        elsewhere: "running"}
 
 
 def test_status_refuses_what_is_not_a_sweep_results_folder(tmp_path, capsys):

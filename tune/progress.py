@@ -3,8 +3,8 @@
 `erdiff sweep` prints :func:`table_lines` when it ends and :func:`progress_text` as it goes (tune.console);
 `erdiff status RESULTS_DIR` prints the same table for a sweep that runs elsewhere (on a cluster whose shared
 storage holds the results folder). Both read only what the results format holds (README, "Results format"):
-``sweep.yaml``, ``trials/<trial>/trial.json`` and which trial folders exist; never Ray's state. This module does
-not import Ray.
+``sweep.yaml``, ``trials/<trial>/trial.json`` and which trial folders exist, and `erdiff status` also the run
+directories' lock files (:mod:`erdiff.runlock`); never Ray's state. This module does not import Ray.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from erdiff import results
 from erdiff.errors import ErdiffError
+from erdiff.runlock import held_by_live_process
 from tune.aggregate import DIVERGED, TRIAL_FILE, count_evaluations, read_trial_records
 from tune.spec import SweepSpec, TrialPlan, load_spec
 
@@ -56,6 +57,9 @@ class SweepProgress:
     """evaluations the spec plans for a trial that has not reported yet (its first trial's budget)"""
     written_at: float | None = None
     """when the latest trial.json was written (for a sweep watched from outside)"""
+    unheld: tuple[str, ...] = ()
+    """running or started trials whose run directories no live process holds (a stopped or killed sweep), as far
+    as this host can tell (erdiff.runlock.held_by_live_process)"""
 
 
 def planned_evaluations(spec: SweepSpec, plan: TrialPlan) -> int:
@@ -95,7 +99,14 @@ def read_sweep_progress(out_dir: str | Path) -> SweepProgress:
                           "folder of `erdiff sweep`, e.g. results/quickstart)")
     progress = sweep_progress(load_spec(out_dir / SPEC_FILE), out_dir)
     written = [path.stat().st_mtime for path in (out_dir / "trials").glob(f"*/{TRIAL_FILE}")]
-    return dataclasses.replace(progress, written_at=max(written, default=None))
+    unheld = tuple(trial.name for trial in progress.trials if trial.status in (RUNNING, STARTED)
+                   and _held_by_nobody(out_dir / "trials" / trial.name))
+    return dataclasses.replace(progress, written_at=max(written, default=None), unheld=unheld)
+
+
+def _held_by_nobody(trial_dir: Path) -> bool:
+    """Whether no live process holds any seed directory of the trial (False when one is held elsewhere)."""
+    return all(held_by_live_process(seed_dir) is False for seed_dir in trial_dir.glob("seed_*"))
 
 
 def score_text(objective: dict | None) -> str:
@@ -181,9 +192,14 @@ def table_lines(progress: SweepProgress, out_dir: str | Path) -> list[str]:
         written = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(progress.written_at))
         lines.append(f"latest trial.json written {written} ({clock_text(max(0.0, time.time() - progress.written_at))} "
                      "ago)")
+    if progress.unheld:
+        lines.append(f"not running: no live process holds the run directories of {len(progress.unheld)} trial(s) "
+                     f"marked running (the sweep was stopped or killed); `erdiff sweep {Path(out_dir) / SPEC_FILE} "
+                     f"--out {out_dir} --resume` continues it")
     lines.append(f"ranked by the {spec.objective.mode} of {objective_label(spec)}; "
                  f"`erdiff table {out_dir} --select last-k --k {k}` shows the same numbers")
     for trial in ranked(progress.trials, spec.objective.mode):
         shown = DIVERGED if trial.status == DIVERGED else score_text(trial.objective)
-        lines.append(f"  {trial.name:<48} {shown:>20}  evaluation {trial.evaluation}/{trial.planned}  {trial.status}")
+        status = f"{trial.status} (no process)" if trial.name in progress.unheld else trial.status
+        lines.append(f"  {trial.name:<48} {shown:>20}  evaluation {trial.evaluation}/{trial.planned}  {status}")
     return lines

@@ -1,10 +1,13 @@
 """Where a sweep stands, read from its results folder: its trials ranked by the objective, each with its status
 and evaluations k/n, under a line of totals (trials done, running and left, the ETA while any are left, the best
-so far) and the time the latest trial.json was written (an old one: the sweep may have stopped).
+so far) and the time the latest trial.json was written. A trial marked running that no live process trains (its
+seeds' run-directory locks released, or naming a dead process of this host) is shown as such, with the command
+that resumes the sweep; a lock held on another host cannot be checked from here and counts as live.
 
 The same table that `erdiff sweep` prints at its end. It reads only the results format's files (sweep.yaml and
-trials/<trial>/trial.json), never Ray's state, and needs neither Ray nor a connection to the cluster: point it
-at the results folder on the cluster's shared storage while `erdiff submit` runs the sweep.
+trials/<trial>/trial.json) and the run directories' lock files, never Ray's state, and needs neither Ray nor a
+connection to the cluster: point it at the results folder on the cluster's shared storage while `erdiff submit`
+runs the sweep.
 
 examples:
   erdiff status results/quickstart
