@@ -45,6 +45,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="absolute path on the cluster for the run directories, shared by every node (NFS); "
                              "required for a remote cluster (default for a local one: results/<spec name> here)")
     parser.add_argument("--resume", action="store_true", help="resume the sweep already in OUT")
+    parser.add_argument("--verbose", action="store_true",
+                        help="the job's output holds Ray's own output too (erdiff sweep --verbose): Tune's status "
+                             "tables and per-trial boxes, what the workers print; by default the sweep's console")
     wait = parser.add_mutually_exclusive_group()
     wait.add_argument("--follow", action="store_true", help="print the job's output until it ends")
     wait.add_argument("--no-wait", action="store_true", help="return as soon as the job is submitted")
@@ -95,8 +98,9 @@ def submission_id(name: str, now: float | None = None) -> str:
     return f"erdiff-{safe}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}"
 
 
-def sweep_entrypoint(spec: str, out: str, resume: bool) -> str:
-    return shlex.join(["python", "-m", "tune.sweep", spec, "--out", out, *(["--resume"] if resume else [])])
+def sweep_entrypoint(spec: str, out: str, resume: bool, verbose: bool = False) -> str:
+    return shlex.join(["python", "-m", "tune.sweep", spec, "--out", out, *(["--resume"] if resume else []),
+                       *(["--verbose"] if verbose else [])])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     runtime_env = build_runtime_env(working_dir, requirements, parse_env_vars(args.env))
 
     cluster = Cluster(address)
-    job_id = cluster.submit(entrypoint=sweep_entrypoint(spec, out, args.resume), runtime_env=runtime_env,
+    job_id = cluster.submit(entrypoint=sweep_entrypoint(spec, out, args.resume, args.verbose), runtime_env=runtime_env,
                             submission_id=submission_id(name), metadata={"erdiff_spec": spec, "erdiff_out": out})
     print(f"submitted {job_id} to {address}\n"
           f"  sweep {spec} -> {out}\n"

@@ -123,6 +123,7 @@ def test_entrypoint_runs_the_sweep_module_with_quoted_arguments():
     line = submit.sweep_entrypoint("tune/configs/my spec.yaml", "/mnt/nfs/out dir", resume=True)
     assert shlex.split(line) == ["python", "-m", "tune.sweep", "tune/configs/my spec.yaml",
                                  "--out", "/mnt/nfs/out dir", "--resume"]
+    assert shlex.split(submit.sweep_entrypoint("s.yaml", "/o", resume=False, verbose=True))[-1] == "--verbose"
 
 
 # ---------------------------------------------------------------- address and token

@@ -617,9 +617,9 @@ def test_a_sweep_tracks_trial_aggregates_through_tune_and_each_seed_through_its_
     assert [row["objective"] for _, row in sorted(trial_wandb["history"].items())][-1] == pytest.approx(
         objective["mean"])
     for seed in spec.seeds:
-        # trainable: function trains a period per call, each call continues the seed's W&B run (same id)
-        seed_runs_wandb = [read_wandb_run(folder) for folder in wandb_folders(trial_dir / f"seed_{seed}")]
-        assert {run["id"] for run in seed_runs_wandb} == {
-            json.loads((trial_dir / f"seed_{seed}" / results.TRACKING_FILE).read_text())["wandb"]["run_id"]}
-        assert {run["group"] for run in seed_runs_wandb} == {plan.name}
-        assert sorted(step for run in seed_runs_wandb for step in run["history"]) == [5, 10]
+        # trainable: function keeps each seed's training session, and so its one W&B run, for the whole trial
+        (seed_folder,) = wandb_folders(trial_dir / f"seed_{seed}")
+        seed_run = read_wandb_run(seed_folder)
+        assert seed_run["id"] == json.loads((trial_dir / f"seed_{seed}" / results.TRACKING_FILE).read_text())[
+            "wandb"]["run_id"]
+        assert (seed_run["group"], sorted(seed_run["history"])) == (plan.name, [5, 10])
