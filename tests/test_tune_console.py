@@ -152,15 +152,16 @@ def test_status_names_running_trials_that_no_live_process_holds(tmp_path, capsys
     """A trial marked running whose seeds' lock files name a dead process of this host, or no holder (released),
     is not running: the sweep was killed or stopped, and status says how to resume it. A live holder, or one on
     another host (which this host cannot see), leaves the trial as it is."""
-    spec = parse_spec(tiny_spec("killed", {"mode": "grid", "space": {"agent.T": {"grid": [3, 5, 7, 9]}}}))
+    spec = parse_spec(tiny_spec("killed", {"mode": "grid", "space": {"agent.T": {"grid": [3, 5, 7, 9, 11]}}}))
     out = tmp_path / "results"
     (out / SPEC_FILE).parent.mkdir(parents=True)
     (out / SPEC_FILE).write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
-    dead, released, live, elsewhere = (plan.name for plan in spec.trials())
+    dead, released, live, elsewhere, starting = (plan.name for plan in spec.trials())
     for name in (dead, released, live, elsewhere):
         write_trial(out, spec, name, "running", [20.0, 22.0], 1, wall_time_s=10.0)
         for seed in spec.seeds:
             (out / "trials" / name / f"seed_{seed}").mkdir(parents=True)
+    (out / "trials" / starting).mkdir()  # a trial whose seed workers have not made their directories yet
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     finished.wait()  # a pid of this host that has ended
     for seed in spec.seeds:
@@ -174,9 +175,9 @@ def test_status_names_running_trials_that_no_live_process_holds(tmp_path, capsys
     assert table[2] == (f"not running: no live process holds the run directories of 2 trial(s) marked running (the "
                         f"sweep was stopped or killed); `erdiff sweep {out / SPEC_FILE} --out {out} --resume` "
                         "continues it")
-    statuses = {row.split()[0]: " ".join(row.split()[7:]) for row in table[4:]}
+    statuses = {row.split()[0]: row.split(" evaluation ")[1].split(" ", 1)[1].strip() for row in table[4:]}
     assert statuses == {dead: "running (no process)", released: "running (no process)", live: "running",
-                        elsewhere: "running"}
+                        elsewhere: "running", starting: "started"}
 
 
 def test_status_refuses_what_is_not_a_sweep_results_folder(tmp_path, capsys):

@@ -105,8 +105,10 @@ def read_sweep_progress(out_dir: str | Path) -> SweepProgress:
 
 
 def _held_by_nobody(trial_dir: Path) -> bool:
-    """Whether no live process holds any seed directory of the trial (False when one is held elsewhere)."""
-    return all(held_by_live_process(seed_dir) is False for seed_dir in trial_dir.glob("seed_*"))
+    """Whether the trial has seed directories and no live process holds any of them (False when one is held on
+    another host, and before the first seed directory exists: its workers may be starting)."""
+    seed_dirs = list(trial_dir.glob("seed_*"))
+    return bool(seed_dirs) and all(held_by_live_process(seed_dir) is False for seed_dir in seed_dirs)
 
 
 def score_text(objective: dict | None) -> str:
