@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from erdiff.errors import ErdiffError
@@ -75,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `erdiff status DIR | head`: the reader has what it wanted
+        # Python would report the failed flush of stdout at exit: point it at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except ErdiffError as err:
         print(f"erdiff {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -180,6 +180,16 @@ def test_status_names_running_trials_that_no_live_process_holds(tmp_path, capsys
                         elsewhere: "running", starting: "started"}
 
 
+def test_status_into_a_closed_pipe_ends_quietly(tmp_path):
+    """`erdiff status DIR | head -1`: the reader closes the pipe early; no error message, no traceback."""
+    spec = parse_spec(tiny_spec("piped", {"mode": "grid", "space": {"agent.T": {"grid": [3, 5]}}}))
+    (tmp_path / SPEC_FILE).write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    status = subprocess.Popen([sys.executable, "-m", "erdiff.cli", "status", str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    status.stdout.close()
+    assert (status.wait(timeout=60), status.stderr.read().decode()) == (1, "")
+
+
 def test_status_refuses_what_is_not_a_sweep_results_folder(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
     err = capsys.readouterr().err.splitlines()
