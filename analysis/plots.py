@@ -243,13 +243,19 @@ def _section_title(section: str, frame: pd.DataFrame) -> str:
         f"{section} ({runs.min()} runs per cell)"
 
 
+def field_value_order(values) -> list:
+    """A searched field's values for an axis: numbers ascending, then words such as ``auto`` in their order."""
+    values = list(dict.fromkeys(values))
+    return sorted((v for v in values if not isinstance(v, str)), key=float) + [v for v in values if isinstance(v, str)]
+
+
 def iqm_heatmaps(frame: pd.DataFrame, sections: list[str], row_field: str, column_field: str,
                  out_dir: str | Path, name: str) -> list[Path]:
     """One heatmap of the IQM over ``row_field`` × ``column_field`` per section (a task, or all tasks) of a
     study's :func:`analysis.study.interval_frame`, each cell annotated with its IQM and 95% interval."""
     fig, axes = _grid(len(sections), width=3)
-    rows = sorted(frame[row_field].unique())
-    columns = sorted(frame[column_field].unique())
+    rows = field_value_order(frame[row_field])
+    columns = field_value_order(frame[column_field])
     for ax, section in zip(axes, sections):
         cells = frame[frame["section"] == section].set_index([row_field, column_field])
         values = np.array([[cells.loc[(r, c), "iqm"] if (r, c) in cells.index else np.nan for c in columns]

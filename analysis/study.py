@@ -289,7 +289,7 @@ def write_study_page(spec: SweepSpec, spec_path: str, out_dir: str | Path, page:
     if len(frame):
         if len(fields.axes) == 2:
             figures = plots.iqm_heatmaps(frame, sections_in_order(frame), *fields.axes, img_dir, spec.name)
-        elif len(fields.axes) == 1:
+        elif len(fields.axes) == 1 and not any(isinstance(v, str) for v in frame[fields.axes[0]]):
             figures = plots.iqm_curves(frame, sections_in_order(frame), fields.axes[0], img_dir, spec.name)
         else:
             figures = plots.iqm_intervals(frame, sections_in_order(frame), img_dir, spec.name)

@@ -12,6 +12,7 @@ import yaml
 from test_analysis_support import write_run
 from test_tune_sweep import tiny_spec
 
+from analysis import plots
 from analysis.stats import aggregate, iqm
 from analysis.study import ALL_TASKS, STUDY_FILE, write_study_page
 from erdiff.cli import main
@@ -92,6 +93,26 @@ def test_a_two_field_study_gets_heatmaps_and_names_the_cells_without_runs(tmp_pa
     page, frame = write_study_page(spec, "study_ab.yaml", tmp_path / "out", tmp_path / "ab.md", tmp_path / "img")
     assert (tmp_path / "img" / "study_ab_heatmaps.png").is_file() and len(frame) == 3
     assert "1 of 4 (task, configuration) cells have no finished run (toy: ent_coef=0.1, lcb_coef=4)" in page.read_text()
+
+
+def test_auto_among_numbers_orders_the_heatmap_and_replaces_a_curve(tmp_path):
+    """agent.ent_coef: [0.1, 0.0, auto]: the heatmap's axis is 0, 0.1, auto; with it alone, no number axis for a
+    curve, so the page gets one interval per configuration."""
+    assert plots.field_value_order([0.1, "auto", 0.0, 0.1]) == [0.0, 0.1, "auto"]
+    for name, space in (("study_ab_auto", {"agent.ent_coef": {"grid": [0.1, 0.0, "auto"]},
+                                           "agent.lcb_coef": {"grid": [0.0, 4.0]}}),
+                        ("study_a_auto", {"agent.ent_coef": {"grid": [0.1, 0.0, "auto"]}})):
+        spec = parse_spec({"name": name, "tasks": ["toy"], "seeds": 2, "objective": {"last_k": 1},
+                           "search": {"mode": "grid", "space": space}})
+        for plan in spec.trials():
+            for seed in spec.seeds:
+                write_run(tmp_path / name / "trials" / plan.name / f"seed_{seed}", "toy", seed, [10.0 * seed + 1],
+                          overrides={key: str(value) for key, value in plan.params.items()})
+        page, frame = write_study_page(spec, f"{name}.yaml", tmp_path / name, tmp_path / f"{name}.md",
+                                       tmp_path / "img")
+        figure = "heatmaps" if "agent.lcb_coef" in space else "intervals"
+        assert f"img/{name}_{figure}.png" in page.read_text()
+        assert (tmp_path / "img" / f"{name}_{figure}.png").is_file() and len(frame) == len(spec.trials())
 
 
 def test_a_three_field_study_gets_one_interval_per_configuration(tmp_path):
