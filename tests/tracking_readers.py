@@ -50,7 +50,7 @@ def wandb_records(path: Path) -> list:
 
 def finished_wandb_records(path: Path) -> list:
     """The records of a finished offline run, read at once: W&B's service writes a run's file when it closes the
-    run's stream, and erdiff (the last run of a process) and the sweep's W&B actor wait for that (wandb.teardown),
+    run's stream, and erdiff (the last run of a process) and the sweep's driver wait for that (wandb.teardown),
     so the file is whole as soon as training or the sweep returns."""
     records = wandb_records(path)
     kinds = [record.WhichOneof("record_type") for record in records]

@@ -1,14 +1,13 @@
-"""A sweep's ``tracking:`` through Ray Tune's own logger callbacks (README, "Tracking").
+"""A sweep's ``tracking:`` through Ray Tune's logger callbacks (README, "Tracking").
 
 Tune logs each trial's results, the seed aggregate (tune.aggregate), through its integrations: TensorBoard event
 files in the trial's folder of Tune's storage (``TBXLoggerCallback``, which Tune also adds by itself unless
-``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``), a W&B run per trial (``WandbLoggerCallback`` as in
-:mod:`tune.wandb_logger`, grouped by the sweep) and an MLflow run per trial (``MLflowLoggerCallback``, in the
-experiment named after the sweep). The seeds' own runs log their records through :mod:`erdiff.tracking` (the spec
-sets ``train.track`` of every seed), tagged with the sweep and the trial. Both sides write where the libraries'
-variables say; without ``MLFLOW_TRACKING_URI`` a sweep writes to ``sqlite:///<out>/mlflow.db``, set in this
-process's environment before Ray starts so that local workers inherit it (on a cluster, set it in the job's runtime
-environment).
+``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``), a W&B run per trial (:mod:`tune.wandb_logger`, from the driver, grouped
+by the sweep) and an MLflow run per trial (``MLflowLoggerCallback``, in the experiment named after the sweep). The
+seeds' own runs log their records through :mod:`erdiff.tracking` (the spec sets ``train.track`` of every seed),
+tagged with the sweep and the trial. Both sides write where the libraries' variables say; without
+``MLFLOW_TRACKING_URI`` a sweep writes to ``sqlite:///<out>/mlflow.db``, set in this process's environment before
+Ray starts so that local workers inherit it (on a cluster, set it in the job's runtime environment).
 """
 
 from __future__ import annotations
