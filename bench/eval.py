@@ -36,6 +36,7 @@ from erdiff.config import AgentConfig
 from erdiff.envs.evaluate import SEED_OFFSET, Evaluator
 from erdiff.envs.make import make_gym_env, register_envs
 from erdiff.errors import ErdiffError
+from erdiff.steptime import median_call_seconds
 from erdiff.tasks import MAX_PARALLEL_ENVS, Task, get_task
 
 NO_EARLY_END = {"Hopper-v4": {"terminate_when_unhealthy": False},
@@ -97,15 +98,7 @@ def policy_call_seconds(agent: ERDiffAgent, obs_dim: int, batch: int, calls: int
     Its growth from batch 1 to batch N bounds the vectorized speed-up: N episodes cost N calls of batch 1 one
     at a time and one call of batch N together, so the speed-up is at most N × cost(1) / cost(N).
     """
-    policy = agent.policy()
-    observations = np.zeros((batch, obs_dim), dtype=np.float32)
-    policy(observations)
-    seconds = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        policy(observations)
-        seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds))
+    return median_call_seconds(agent.policy(), np.zeros((batch, obs_dim), dtype=np.float32), calls)
 
 
 def timed(mode: str, task: Task, agent: ERDiffAgent, args: argparse.Namespace, device: torch.device) -> dict:

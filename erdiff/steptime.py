@@ -128,14 +128,19 @@ def measure_policy_call_seconds(obs_dim: int, act_dim: int, config: AgentConfig,
     device = torch.device(device)
     with _measuring(device, threads):
         agent = ERDiffAgent(obs_dim, act_dim, 1.0, config).to(device)
-        policy = agent.policy(torch.Generator(device=device).manual_seed(0))
-        observations = np.zeros((batch, obs_dim), dtype=np.float32)
-        policy(observations)  # first calls pay for lazy initialisation
-        times = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            policy(observations)
-            times.append(time.perf_counter() - start)
+        return median_call_seconds(agent.policy(torch.Generator(device=device).manual_seed(0)),
+                                   np.zeros((batch, obs_dim), dtype=np.float32), calls)
+
+
+def median_call_seconds(policy, observations: np.ndarray, calls: int) -> float:
+    """Median seconds of ``policy(observations)`` over ``calls`` calls, after one untimed call (the first calls
+    pay for lazy initialisation)."""
+    policy(observations)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        policy(observations)
+        times.append(time.perf_counter() - start)
     return float(np.median(times))
 
 
