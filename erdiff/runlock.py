@@ -63,12 +63,12 @@ def held_by_live_process(run_dir: str | Path) -> bool | None:
     could make a starting writer fail): False when nobody has held it or its holder released it or has died on
     this host; None when the holder is on another host (its processes cannot be seen from here)."""
     try:
-        holder = json.loads((Path(run_dir) / LOCK_FILE).read_text() or "null")
-    except (OSError, ValueError):
+        holder = _parse_holder((Path(run_dir) / LOCK_FILE).read_text())
+    except OSError:
         return False
-    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int):
+    if holder is None:
         return False
-    if holder.get("host") != platform.node():
+    if holder["host"] != platform.node():
         return None
     try:
         os.kill(holder["pid"], 0)
@@ -114,7 +114,19 @@ def _release(path: Path) -> None:
 def _read_holder(fd: int) -> str:
     """`` (pid P on host H, since T)`` from the lock file, or nothing when it cannot be read."""
     try:
-        holder = json.loads(os.pread(fd, 4096, 0).decode())
-        return f" (pid {holder['pid']} on host {holder['host']}, since {holder['since']})"
-    except (OSError, ValueError, KeyError, TypeError):
+        holder = _parse_holder(os.pread(fd, 4096, 0).decode())
+    except (OSError, ValueError):
         return ""
+    return "" if holder is None else f" (pid {holder['pid']} on host {holder['host']}, since {holder['since']})"
+
+
+def _parse_holder(text: str) -> dict | None:
+    """The holder a lock file names (pid, host, since), or None when it is empty (released) or not one."""
+    try:
+        holder = json.loads(text or "null")
+    except ValueError:
+        return None
+    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int) or \
+            not all(isinstance(holder.get(key), str) for key in ("host", "since")):
+        return None
+    return holder
