@@ -197,13 +197,17 @@ class SweepSpec:
         """Ray's storage: the spec's, or ``<out_dir>/ray`` (absolute: Ray rejects relative paths)."""
         return self.storage or str(Path(out_dir).resolve() / "ray")
 
+    def fixed_config(self, task: str) -> dict:
+        """The spec's fixed config of ``task``: ``config`` with that task's ``task_config`` on top."""
+        return merge(self.config, self.task_config.get(task, {}))
+
     def seed_config(self, task: str, params: dict[str, Any], seed: int, trial_name: str) -> Config:
         """The learner config of one seed of one trial: preset < fixed config < searched values < seed, tags.
 
         Threads follow the worker's CPUs, on a shared GPU the memory cap follows its GPU fraction, and the seed's
         run is tracked with the spec's ``tracking``, unless the fixed config sets them.
         """
-        data = merge(merge(self.config, self.task_config.get(task, {})), _nest(params))
+        data = merge(self.fixed_config(task), _nest(params))
         data = merge(data, {"seed": seed, "tags": {"sweep": self.name, "trial": trial_name}})
         train = dict(data.get("train", {}))
         train.setdefault("num_threads", max(1, int(self.resources.cpu)))
@@ -238,7 +242,7 @@ class SweepSpec:
 
     def paper_default(self, task: str) -> dict[str, Any]:
         """The searched fields' values in the task's preset with the fixed config: the first sampled trial."""
-        config = make_config(task, merge(self.config, self.task_config.get(task, {})), source=self.source).to_dict()
+        config = make_config(task, self.fixed_config(task), source=self.source).to_dict()
         return {key: config[key.split(".")[0]][key.split(".")[1]] for key in self.search.space}
 
 
@@ -553,8 +557,7 @@ def _check_space_against_config(fail: _Fail, spec: SweepSpec) -> None:
             fail(where, f"a grid or choice dimension: {key} is not numeric ({type_text})", None)
         for value in dim.values:
             for task in spec.tasks:
-                _check_with_learner(fail, where, task, merge(merge(spec.config, spec.task_config.get(task, {})),
-                                                              _nest({key: value})))
+                _check_with_learner(fail, where, task, merge(spec.fixed_config(task), _nest({key: value})))
     if spec.search.mode == "optuna" and len(spec.tasks) != 1:
         fail("tasks", "exactly one task in optuna mode (one study optimises one objective; "
                       "write one spec per task)", list(spec.tasks))
