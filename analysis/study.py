@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,6 +30,7 @@ from analysis.scores import seed_scores
 from analysis.stats import aggregate, iqm
 from erdiff import results
 from erdiff.config import flatten_config
+from erdiff.steptime import cpu_model
 from tune.spec import SweepSpec
 
 STUDY_FILE = "study.json"
@@ -317,18 +317,6 @@ def git_commit(repo: Path) -> tuple[str, bool]:
     return commit, bool(status.strip())
 
 
-def machine_model() -> str:
-    """lscpu's "Model name" (the CPU), else the platform's processor string."""
-    try:
-        output = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        output = ""
-    for line in output.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -336,7 +324,7 @@ def _now() -> str:
 def start_study_info(out_dir: Path, spec_path: str) -> dict:
     commit, dirty = git_commit(Path(__file__).resolve().parents[1])
     info = {"format": "erdiff-study/1", "spec": spec_path, "commit": commit, "dirty": dirty,
-            "machine": machine_model(), "cpus": os.cpu_count(), "started": _now(), "finished": None,
+            "machine": cpu_model(), "cpus": os.cpu_count(), "started": _now(), "finished": None,
             "wall_s": None, "load_start": list(os.getloadavg()), "load_end": None, "sweep_exit": None}
     out_dir.mkdir(parents=True, exist_ok=True)
     results.write_json(out_dir / STUDY_FILE, info)

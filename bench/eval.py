@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import sys
 import time
 
@@ -36,7 +35,7 @@ from erdiff.config import AgentConfig
 from erdiff.envs.evaluate import SEED_OFFSET, Evaluator
 from erdiff.envs.make import make_gym_env, register_envs
 from erdiff.errors import ErdiffError
-from erdiff.steptime import median_call_seconds
+from erdiff.steptime import cpu_model, median_call_seconds
 from erdiff.tasks import MAX_PARALLEL_ENVS, Task, get_task
 
 NO_EARLY_END = {"Hopper-v4": {"terminate_when_unhealthy": False},
@@ -156,7 +155,7 @@ def run(args: argparse.Namespace) -> dict:
         "max_steps": args.max_steps, "terminate": args.terminate, "repeats": args.repeats, "seed": args.seed,
         "device": str(device), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg()),
-        "torch": torch.__version__, "machine": platform.processor() or platform.machine(), "commit": commit(),
+        "torch": torch.__version__, "machine": cpu_model(), "commit": commit(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
     }
 

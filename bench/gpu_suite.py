@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -139,8 +138,10 @@ class Suite:
 
 def describe_device(device: str) -> dict:
     """The device's name, the software and the commit, for the table's caption."""
+    from erdiff.steptime import cpu_model
+
     info = {"device": device, "torch": torch.__version__, "cuda": torch.version.cuda, "commit": commit(),
-            "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "machine": cpu_model(), "cpus": os.cpu_count(),
             "load_avg_before": list(os.getloadavg()), "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
     if device.startswith("cuda"):
         properties = torch.cuda.get_device_properties(torch.device(device))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import resource
 import sys
 import time
@@ -32,7 +31,7 @@ from erdiff.agent import ERDiffAgent
 from erdiff.buffer import TransitionBuffer
 from erdiff.config import COMPILE_MODES, ENTROPY_ESTIMATORS, AgentConfig
 from erdiff.packed import PackedAgents
-from erdiff.steptime import random_buffer, update_flops
+from erdiff.steptime import cpu_model, random_buffer, update_flops
 from erdiff.train import training_step
 
 
@@ -190,7 +189,7 @@ def run(args: argparse.Namespace) -> dict:
         "batch": args.batch, "steps": args.steps, "max_q_backup": args.max_q_backup,
         "device": str(device), "dtype": args.dtype, "compile": args.compile, "tf32": args.tf32,
         "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "machine": platform.processor() or platform.machine(), "commit": commit(),
+        "torch": torch.__version__, "machine": cpu_model(), "commit": commit(),
     }
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from report import commit, write_json  # bench/report.py (this script's folder i
 
 from erdiff.config import make_config
 from erdiff.presets import LOCAL_TASKS
-from erdiff.steptime import choose_threads, estimate_run_seconds
+from erdiff.steptime import choose_threads, cpu_model, estimate_run_seconds
 from erdiff.tasks import get_task
 from erdiff.train import train
 
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     checked = check(configs[args.tasks[0]], args.check_epochs) if args.check_epochs > 0 else None
     result = {"presets": estimates, "check": checked and {"task": args.tasks[0], **checked},
               "cpus": os.cpu_count(), "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg()),
-              "torch": torch.__version__, "machine": platform.processor() or platform.machine(), "commit": commit(),
+              "torch": torch.__version__, "machine": cpu_model(), "commit": commit(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
     print(f"{'task':<24} {'M':>3} {'units':>5} {'steps':>7} {'threads':>7} {'ms/step':>8} {'eval min':>8} "
           f"{'total min':>9}")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from report import commit, print_rows, write_json  # bench/report.py (this scrip
 
 from erdiff import results
 from erdiff.errors import ErdiffError
+from erdiff.steptime import cpu_model
 from erdiff.tasks import get_task, load_task_dataset
 from erdiff.train import train, train_seeds
 from tune.snapshots import seed_dir_name
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict:
         "sweeps": sweeps, "spec": args.spec, "tasks": list(reference.tasks), "seeds": len(reference.seeds),
         "trials": len(reference.trials()), "repeats": args.repeats, "cpus": os.cpu_count(),
         "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg()),
-        "ray": ray.__version__, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+        "ray": ray.__version__, "torch": torch.__version__, "machine": cpu_model(),
         "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
     }
 

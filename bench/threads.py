@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -22,7 +21,7 @@ import torch
 from report import commit, write_json  # bench/report.py (this script's folder is on sys.path)
 
 from erdiff.config import make_config
-from erdiff.steptime import available_cpus, default_threads, measure_step_seconds, update_flops
+from erdiff.steptime import available_cpus, cpu_model, default_threads, measure_step_seconds, update_flops
 from erdiff.tasks import get_task
 
 SIZES = {
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> dict:
     return {"sizes": sizes, "thread_counts": counts, "rounds": args.rounds, "steps": args.steps,
             "torch_default_threads": args.torch_default_threads, "cpus": os.cpu_count(),
             "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg()),
-            "torch": torch.__version__, "machine": platform.processor() or platform.machine(), "commit": commit(),
+            "torch": torch.__version__, "machine": cpu_model(), "commit": commit(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import platform
 import statistics
 import sys
 import time
@@ -28,6 +27,7 @@ from report import commit, print_rows, write_json  # bench/report.py (this scrip
 from erdiff.agent import ERDiffAgent
 from erdiff.buffer import TransitionBuffer
 from erdiff.config import COMPILE_MODES, AgentConfig
+from erdiff.steptime import cpu_model
 from erdiff.train import training_step
 
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             print_rows([(f"M={critics} {name}", f"{rate:.2f} steps/s  ({rate / official:.2f}x official;"
                                                  f" rounds {', '.join(f'{r:.2f}' for r in per_round)})")])
     write_json(args.json, {"results": results, "threads": torch.get_num_threads(), "torch": torch.__version__,
-                           "machine": platform.processor() or platform.machine(), "commit": commit(),
+                           "machine": cpu_model(), "commit": commit(),
                            "rounds": args.rounds, "batch": args.batch, "T": args.T})
     return 0
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import os
+import platform
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -200,3 +202,15 @@ def estimate_run_seconds(config: Config, step_s: float, steps: int, device: torc
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def cpu_model() -> str:
+    """lscpu's "Model name" (the CPU: machines of one kind differ in it), else the platform's processor string."""
+    try:
+        output = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        output = ""
+    for line in output.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()

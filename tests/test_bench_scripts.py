@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from erdiff.steptime import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 MODE_KEYS = {"seconds", "episodes_per_s", "env_steps", "env_steps_per_s", "policy_calls", "return_mean"}
@@ -57,6 +59,7 @@ def test_eval_counts_full_length_episodes_in_both_modes(eval_script, tmp_path, c
     assert result["tasks"]["hopper-medium-v2"]["env_id"] == "erdiff-bench/Hopper-15steps-full-v4"
     for key in ("episodes", "critics", "T", "max_steps", "commit", "torch", "load_avg_before", "date"):
         assert key in result
+    assert result["machine"] == cpu_model()  # lscpu's model name, not just "x86_64"
     assert "speed-up" in capsys.readouterr().out
 
 
@@ -122,7 +125,7 @@ def test_learner_bench_writes_steps_per_second(tmp_path, seeds):
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     result = json.loads(out.read_text())
-    assert result["steps_per_s"] > 0 and result["seeds"] == seeds
+    assert result["steps_per_s"] > 0 and result["seeds"] == seeds and result["machine"] == cpu_model()
     assert result["seed_steps_per_s"] == pytest.approx(seeds * result["steps_per_s"])
     assert result["fraction_of_bound"] == pytest.approx(result["steps_per_s"] / result["bound_steps_per_s"])
     assert "steps/s" in completed.stdout and "fraction of bound" in completed.stdout

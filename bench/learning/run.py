@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from erdiff.config import make_config, merge
 from erdiff.data.d4rl import read_d4rl_hdf5
 from erdiff.errors import ErdiffError
 from erdiff.results import read_summary
+from erdiff.steptime import cpu_model
 from erdiff.tasks import get_task, local_dataset_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,7 +114,7 @@ def load_line() -> str:
 def report(out: Path, source: str, wall_s: float, load_at_start: str) -> str:
     """The benchmark's Markdown: setup, one table per statistic, the datasets' own levels."""
     lines = ["# Learning benchmark results", "",
-             f"Trained from {source}; {platform.processor() or 'cpu'}, {os.cpu_count()} cores.",
+             f"Trained from {source}; {cpu_model()}, {os.cpu_count()} cores.",
              f"Wall time {wall_s / 60:.1f} min; load average (1, 5, 15 min) {load_at_start} at the start, "
              f"{load_line()} at the end.", "", f"Budget: {BUDGET}.", "", f"Variants: {VARIANTS}.", ""]
     for select in ("last-k", "best"):
