@@ -240,6 +240,7 @@ def render_page(spec: SweepSpec, spec_path: str, out_dir: str, frame: pd.DataFra
     found = [f"* {line}" for line in findings(frame)] if len(frame) else [
         "* nothing to report: no run of this study has finished."]
     missing = missing_cells(spec, frame)
+    header = spec_header(spec_path)
     if missing:
         found.append(f"* Not in these numbers: {len(missing)} of {len(spec.trials())} (task, configuration) cells "
                      f"have no finished run ({'; '.join(missing)}); the Notes say why.")
@@ -247,8 +248,7 @@ def render_page(spec: SweepSpec, spec_path: str, out_dir: str, frame: pd.DataFra
             f"Sweep [`{spec_path}`]({os.path.relpath(Path(spec_path).resolve(), page.parent.resolve())}): "
             f"{varied} over {', '.join(spec.tasks)}, {len(spec.seeds)} seeds per configuration. "
             "This page is written by `erdiff study` (analysis/study.py); do not edit it by hand.", "",
-            *(["The spec's own description:", "", "```yaml", *spec_header(spec_path), "```", ""]
-              if spec_header(spec_path) else []),
+            *(["The spec's own description:", "", "```yaml", *header, "```", ""] if header else []),
             "## Run", "", *_run_lines(info), "", "Budget per run:", "", *_budget_lines(spec), "",
             "## Statistic and rule", "",
             f"Each run contributes one score: the mean of its last {spec.objective.last_k} evaluations of the "
