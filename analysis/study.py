@@ -11,7 +11,8 @@ commit, the machine, the date and the wall time of the run (``study.json``, writ
 
 ``<out>/study.json`` (``erdiff-study/1``): ``spec``, ``commit`` (``dirty`` when tracked files differed from
 it), ``machine`` (lscpu's model name), ``cpus``, ``started`` and ``finished`` (UTC, ISO 8601), ``wall_s``,
-``load_start`` and ``load_end`` (1, 5 and 15-minute load averages) and ``sweep_exit`` (the sweep's exit code).
+``load_start`` and ``load_end`` (1, 5 and 15-minute load averages), ``sweep_exit`` (the sweep's exit code) and
+``earlier`` (the records of the sessions before an ``erdiff study --resume``, oldest first).
 """
 
 from __future__ import annotations
@@ -207,13 +208,24 @@ def _budget_lines(spec: SweepSpec) -> list[str]:
 def _run_lines(info: dict | None) -> list[str]:
     if not info:
         return ["* not recorded (no study.json in the results folder: the sweep was not run by `erdiff study`)"]
+    sessions = [*info.get("earlier", []), info]
+    if len(sessions) > 1:
+        walls = [session.get("wall_s") for session in sessions]
+        total = f", {sum(walls) / 3600:.2f} h of wall time in all" if None not in walls else ""
+        return [f"* run in {len(sessions)} sessions, each after the first resuming the sweep{total}:",
+                *("  " + line for session in sessions[:-1] for line in _session_lines(session, "interrupted")),
+                *("  " + line for line in _session_lines(info))]
+    return _session_lines(info)
+
+
+def _session_lines(info: dict, unfinished: str = "(not finished)") -> list[str]:
     start, end = (info.get("load_start") or [None])[0], (info.get("load_end") or [None])[0]
     load = f"{start:.1f} at the start" + (f", {end:.1f} at the end" if end is not None else "") if start is not None \
         else ""
     hours = info["wall_s"] / 3600 if info.get("wall_s") is not None else None
     return [f"* commit `{info['commit']}`{' (with uncommitted changes)' if info.get('dirty') else ''}, "
             f"machine: {info['machine']} ({info['cpus']} CPUs)",
-            f"* started {info['started']}, finished {info.get('finished') or '(not finished)'}"
+            f"* started {info['started']}, finished {info.get('finished') or unfinished}"
             + (f", wall time {hours:.2f} h" if hours is not None else "")
             + (f"; 1-minute load average {load}" if load else "")
             + (f"; sweep exit code {info['sweep_exit']}" if info.get("sweep_exit") is not None else "")]
@@ -321,11 +333,17 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def start_study_info(out_dir: Path, spec_path: str) -> dict:
+def start_study_info(out_dir: Path, spec_path: str, resume: bool = False) -> dict:
+    """A new session's record; on ``resume`` the folder's earlier sessions are kept under ``earlier``, oldest
+    first, so that a page of a resumed study names every commit and machine its runs came from."""
+    earlier = []
+    if resume and (previous := read_study_info(out_dir)) is not None:
+        earlier = [*previous.pop("earlier", []), previous]
     commit, dirty = git_commit(Path(__file__).resolve().parents[1])
     info = {"format": "erdiff-study/1", "spec": spec_path, "commit": commit, "dirty": dirty,
             "machine": cpu_model(), "cpus": os.cpu_count(), "started": _now(), "finished": None,
-            "wall_s": None, "load_start": list(os.getloadavg()), "load_end": None, "sweep_exit": None}
+            "wall_s": None, "load_start": list(os.getloadavg()), "load_end": None, "sweep_exit": None,
+            "earlier": earlier}
     out_dir.mkdir(parents=True, exist_ok=True)
     results.write_json(out_dir / STUDY_FILE, info)
     return info

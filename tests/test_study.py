@@ -162,3 +162,26 @@ def test_a_study_needs_a_grid_spec(tmp_path, capsys):
         "mode": "random", "num_samples": 2, "space": {"agent.ent_coef": {"uniform": [0.0, 0.1]}}}}))
     assert main(["study", str(spec_path), "--render-only", "--out", str(tmp_path / "o")]) == 2
     assert "'search.mode' must be grid for a study" in capsys.readouterr().err
+
+
+def test_a_resumed_study_keeps_the_interrupted_sessions_record_and_its_page_names_both(tmp_path):
+    from analysis.study import finish_study_info, read_study_info, start_study_info
+
+    spec = parse_spec(ENSEMBLE_STUDY, source="study_m.yaml")
+    out = tmp_path / "out"
+    write_hand_made_study(out, spec)
+    first = start_study_info(out, "study_m.yaml")  # a session killed before it could record its end
+    first["commit"] = "0ld5e55"  # as if the code moved on between the two sessions
+    (out / STUDY_FILE).write_text(json.dumps(first))
+
+    second = finish_study_info(out, start_study_info(out, "study_m.yaml", resume=True), 1800.0, 0)
+    first.pop("earlier")  # an earlier session's own "earlier" moves up into the list
+    assert read_study_info(out) == second and second["earlier"] == [first]
+    assert start_study_info(out, "study_m.yaml")["earlier"] == []  # a fresh study starts a new record
+
+    finish_study_info(out, second, 1800.0, 0)
+    page, _ = write_study_page(spec, "study_m.yaml", out, tmp_path / "study_m.md", tmp_path / "img")
+    text = page.read_text()
+    assert "* run in 2 sessions, each after the first resuming the sweep:" in text  # no total: one wall is unknown
+    assert "  * commit `0ld5e55`" in text and f"  * started {first['started']}, finished interrupted" in text
+    assert f"  * commit `{second['commit']}`" in text and "wall time 0.50 h" in text

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         from analysis.study import finish_study_info, start_study_info
         from tune.sweep import run_sweep
 
-        info = start_study_info(out_dir, args.spec)
+        info = start_study_info(out_dir, args.spec, resume=args.resume)
         start = time.monotonic()
         exit_code = run_sweep(spec, out_dir, address=args.address, resume=args.resume)
         finish_study_info(out_dir, info, time.monotonic() - start, exit_code)
