@@ -67,8 +67,10 @@ def short_name(field: str) -> str:
 
 def study_scores(results_dir: str | Path, spec: SweepSpec) -> tuple[pd.DataFrame, list[str]]:
     """One row per scored run: ``task``, ``seed``, ``score`` (the mean of its last k normalized evaluations),
-    ``run``, the value of every study field and the configuration's ``label``; and the notes on every run
-    left out (incomplete, diverged, malformed), one line each."""
+    ``run``, the value of every study field and the configuration's ``label``, ``q_end`` (the critics' mean Q
+    on the data's (s, a) over the last evaluation period: how far the critic has climbed) and ``steps_per_s``
+    (the last evaluation's step over its ``time_s``, which includes the evaluations before that one); and the
+    notes on every run left out (incomplete, diverged, malformed), one line each."""
     fields = study_fields(spec)
     collection = collect(results_dir)
     label_fields = fields.axes + fields.extra
@@ -86,6 +88,10 @@ def study_scores(results_dir: str | Path, spec: SweepSpec) -> tuple[pd.DataFrame
     configs = {run.name: run.config for run in collection.runs}
     for field in label_fields:
         scores[field] = [configs[run][field] for run in scores["run"]]
+    last_records = {run.name: run.records[-1] for run in collection.runs if run.records}
+    scores["q_end"] = [last_records[run].get("q_mean", float("nan")) for run in scores["run"]]
+    scores["steps_per_s"] = [last_records[run]["step"] / last_records[run]["time_s"]
+                             if last_records[run].get("time_s") else float("nan") for run in scores["run"]]
     scores["label"] = [configuration_label(row, fields, spec) for _, row in scores.iterrows()]
     lines = list(collection.notes)
     for note in notes:
@@ -112,7 +118,8 @@ def _value_text(value) -> str:
 def interval_frame(scores: pd.DataFrame, fields: StudyFields, reps: int = BOOTSTRAP_REPS,
                    seed: int = 0) -> pd.DataFrame:
     """Per configuration and section (each task, then all tasks): ``runs``, ``iqm`` with its 95% stratified-
-    bootstrap interval ``low``, ``high``, and the plain ``mean``. The all-tasks row of a configuration uses
+    bootstrap interval ``low``, ``high``, the plain ``mean``, and the medians over its runs of ``q_end`` and
+    ``steps_per_s``. The all-tasks row of a configuration uses
     only the tasks every configuration has, so that the configurations are compared on the same tasks."""
     rows = []
     common = set.intersection(*(set(g["task"]) for _, g in scores.groupby("label"))) if len(scores) else set()
@@ -125,7 +132,8 @@ def interval_frame(scores: pd.DataFrame, fields: StudyFields, reps: int = BOOTST
             by_task = {task: g["score"].to_numpy() for task, g in runs.groupby("task")}
             value, low, high = aggregate(by_task, iqm, CONFIDENCE, reps, seed)
             rows.append({"section": section, "label": label, **values, "runs": len(runs), "iqm": value,
-                         "low": low, "high": high, "mean": float(runs["score"].mean())})
+                         "low": low, "high": high, "mean": float(runs["score"].mean()),
+                         "q_end": float(runs["q_end"].median()), "steps_per_s": float(runs["steps_per_s"].median())})
     return pd.DataFrame(rows)
 
 
@@ -181,14 +189,16 @@ def missing_cells(spec: SweepSpec, frame: pd.DataFrame) -> list[str]:
 
 
 def _markdown_table(frame: pd.DataFrame, fields: StudyFields) -> str:
-    header = [short_name(f) for f in fields.axes + fields.extra] + ["runs", "IQM", "95% CI", "mean"]
+    header = [short_name(f) for f in fields.axes + fields.extra] + ["runs", "IQM", "95% CI", "mean",
+                                                                    "Q at end", "steps/s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(fields.axes + fields.extra)
-                                                           + ["--:"] * 4) + "|"]
+                                                           + ["--:"] * 6) + "|"]
     for _, row in frame.iterrows():
         values = [_value_text(row[f]) for f in fields.axes + fields.extra]
         lines.append("| " + " | ".join(values + [str(row["runs"]), f"{row['iqm']:.1f}",
                                                  f"[{row['low']:.1f}, {row['high']:.1f}]",
-                                                 f"{row['mean']:.1f}"]) + " |")
+                                                 f"{row['mean']:.1f}", f"{row['q_end']:.0f}",
+                                                 f"{row['steps_per_s']:.0f}"]) + " |")
     return "\n".join(lines)
 
 
@@ -268,7 +278,12 @@ def render_page(spec: SweepSpec, spec_path: str, out_dir: str, frame: pd.DataFra
             "returns: 0 = random actions, 100 = the data's reference controller). Per configuration: the "
             "interquartile mean (IQM) over its runs and its 95% stratified-bootstrap percentile interval "
             f"({BOOTSTRAP_REPS} resamples of the runs within each task, analysis/stats.py); over all tasks the "
-            "runs of every task are pooled and resampled within their task. " + RULE, "",
+            "runs of every task are pooled and resampled within their task. " + RULE + " Beside the score, "
+            "each table gives the medians over the runs of the critics' mean Q on the data's (s, a) in the last "
+            "evaluation period (\"Q at end\": how far the critic has climbed, to compare with the data's "
+            "returns) and of the gradient steps per second of the run's time (\"steps/s\": its last evaluation's "
+            "step over its time_s, which holds the evaluations before that one; a function or train trial's "
+            "seeds ran one at a time, a packed trial's together).", "",
             "## What the data say", "", *found, ""]
     if figures:
         text += ["## Figures", ""]

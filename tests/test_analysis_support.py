@@ -15,7 +15,8 @@ from erdiff.config import dump_yaml, make_config
 def write_run(path: Path, task: str, seed: int, scores, *, status: str | None = "completed", steps=None,
               overrides: dict | None = None, tags: dict | None = None, age_s: float | None = None,
               divergence: dict | None = None) -> Path:
-    """A run directory whose evaluations have ``normalized_score_mean`` = ``scores`` (return = 10 × score).
+    """A run directory whose evaluations have ``normalized_score_mean`` = ``scores`` (return = 10 × score, the
+    critics' ``q_mean`` = 100 + score; ``time_s`` 0, 1, 2, ...).
 
     ``steps`` defaults to 100, 200, ...; repeat a step to imitate a resumed run. ``status=None`` writes no
     summary.json. ``age_s`` back-dates every file by that many seconds. ``divergence`` (``step``, ``epoch``,
@@ -25,7 +26,8 @@ def write_run(path: Path, task: str, seed: int, scores, *, status: str | None = 
     config.tags = dict(tags or {})
     steps = list(steps) if steps is not None else [100 * (i + 1) for i in range(len(scores))]
     records = [{"step": step, "epoch": i + 1, "time_s": float(i), "normalized_score_mean": score,
-                "return_mean": None if score is None else 10.0 * score, "actor_loss": 0.5, "critic_loss": 1.5}
+                "return_mean": None if score is None else 10.0 * score, "actor_loss": 0.5, "critic_loss": 1.5,
+                "q_mean": None if score is None else 100.0 + score}
                for i, (step, score) in enumerate(zip(steps, scores))]
     path.mkdir(parents=True, exist_ok=True)
     results.atomic_write_text(path / results.CONFIG_FILE, dump_yaml(config))

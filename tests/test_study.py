@@ -75,7 +75,10 @@ def test_a_page_from_hand_made_runs_has_the_stats_numbers_and_states_only_separa
     assert (f"On toy: num_critics=4 has the highest IQM, {toy.loc[4, 'iqm']:.1f} [{toy.loc[4, 'low']:.1f}, "
             f"{toy.loc[4, 'high']:.1f}], and its interval lies above those of num_critics=1, pessimism=min") in text
     assert "On pendulum-medium: no difference at this budget" in text  # ... and overlap there
-    assert f"| 4 | lcb | 5 | {toy.loc[4, 'iqm']:.1f} |" in text
+    # Beside the score: median last-period Q (100 + the last score: 82 - seed) and steps per second (300 / 2 s).
+    assert toy.loc[4, "q_end"] == 180.0 and toy.loc[4, "steps_per_s"] == 150.0
+    assert (f"| 4 | lcb | 5 | {toy.loc[4, 'iqm']:.1f} | [{toy.loc[4, 'low']:.1f}, {toy.loc[4, 'high']:.1f}] | "
+            f"{toy.loc[4, 'mean']:.1f} | 180 | 150 |") in text
     assert "1 diverged run(s) (non-finite critic_loss), never scored" in text
     assert "![study_m_curves](img/study_m_curves.png)" in text
     assert (tmp_path / "docs" / "img" / "study_m_curves.png").stat().st_size > 0
