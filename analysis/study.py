@@ -18,6 +18,7 @@ it), ``machine`` (lscpu's model name), ``cpus``, ``started`` and ``finished`` (U
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 from dataclasses import dataclass
@@ -119,7 +120,7 @@ def interval_frame(scores: pd.DataFrame, fields: StudyFields, reps: int = BOOTST
                    seed: int = 0) -> pd.DataFrame:
     """Per configuration and section (each task, then all tasks): ``runs``, ``iqm`` with its 95% stratified-
     bootstrap interval ``low``, ``high``, the plain ``mean``, and the medians over its runs of ``q_end`` and
-    ``steps_per_s``. The all-tasks row of a configuration uses
+    ``steps_per_s`` (NaN in the all-tasks rows). The all-tasks row of a configuration uses
     only the tasks every configuration has, so that the configurations are compared on the same tasks."""
     rows = []
     common = set.intersection(*(set(g["task"]) for _, g in scores.groupby("label"))) if len(scores) else set()
@@ -133,7 +134,9 @@ def interval_frame(scores: pd.DataFrame, fields: StudyFields, reps: int = BOOTST
             value, low, high = aggregate(by_task, iqm, CONFIDENCE, reps, seed)
             rows.append({"section": section, "label": label, **values, "runs": len(runs), "iqm": value,
                          "low": low, "high": high, "mean": float(runs["score"].mean()),
-                         "q_end": float(runs["q_end"].median()), "steps_per_s": float(runs["steps_per_s"].median())})
+                         # Q and speed are per task: a median over tasks of different scales means nothing.
+                         **({"q_end": float(runs["q_end"].median()), "steps_per_s": float(runs["steps_per_s"].median())}
+                            if section != ALL_TASKS else {"q_end": float("nan"), "steps_per_s": float("nan")})})
     return pd.DataFrame(rows)
 
 
@@ -197,9 +200,16 @@ def _markdown_table(frame: pd.DataFrame, fields: StudyFields) -> str:
         values = [_value_text(row[f]) for f in fields.axes + fields.extra]
         lines.append("| " + " | ".join(values + [str(row["runs"]), f"{row['iqm']:.1f}",
                                                  f"[{row['low']:.1f}, {row['high']:.1f}]",
-                                                 f"{row['mean']:.1f}", f"{row['q_end']:.0f}",
-                                                 f"{row['steps_per_s']:.0f}"]) + " |")
+                                                 f"{row['mean']:.1f}", _three_digits(row["q_end"]),
+                                                 _three_digits(row["steps_per_s"])]) + " |")
     return "\n".join(lines)
+
+
+def _three_digits(value: float) -> str:
+    """About three significant digits, never in exponent form: 832, 27.3, 0.951; "–" for none."""
+    if not math.isfinite(value):
+        return "–"
+    return f"{value:.{max(0, 2 - int(math.floor(math.log10(abs(value)))))}f}" if value else "0"
 
 
 def _budget_lines(spec: SweepSpec) -> list[str]:
