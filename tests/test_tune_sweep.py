@@ -338,6 +338,30 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_sess
 
 
 @pytest.mark.slow
+def test_a_sweep_stopped_with_ctrl_c_exits_1_and_says_how_to_resume(ray_session, tmp_path):
+    """SIGINT, what Ctrl-C sends: Tune stops the trials and saves its state; the sweep's last table says which
+    trials no process runs any more and the resume command, and the exit code is not success."""
+    data = tiny_spec("ctrl_c", {"mode": "grid", "space": {"agent.ent_coef": {"grid": [0.0, 0.1]}}},
+                     trainable="function", epochs=400, steps_per_epoch=20, concurrency=1)
+    spec_path = write_spec(tmp_path / "ctrl_c.yaml", data)
+    out, log = tmp_path / "out", tmp_path / "sweep.log"
+    sweep = start_sweep(spec_path, out, log)
+    try:
+        wait_for(lambda: any(trial_evaluation(t) >= 1 for t in (out / "trials").glob("*")), 300,
+                 "a first evaluation", sweep)
+        sweep.send_signal(signal.SIGINT)
+        rc = sweep.wait(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    text = log.read_text()
+    assert rc == 1, text[-3000:]
+    assert "not running: no live process holds the run directories of 1 trial(s)" in text, text[-3000:]
+    assert f"`erdiff sweep {out.resolve() / 'sweep.yaml'} --out {out.resolve()} --resume` continues it" in text
+    assert "running (no process)" in text
+
+
+@pytest.mark.slow
 def test_asha_stops_weak_trials_and_marks_them_stopped(ray_session, tmp_path):
     """ASHA on the seeds' gradient step: stopped trials are recorded as such, in trial.json and in the seeds.
 

@@ -97,11 +97,22 @@ def read_sweep_progress(out_dir: str | Path) -> SweepProgress:
     if not (out_dir / SPEC_FILE).is_file():
         raise StatusError(f"{out_dir}: not a sweep results folder: it has no {SPEC_FILE} (expected the --out "
                           "folder of `erdiff sweep`, e.g. results/quickstart)")
-    progress = sweep_progress(load_spec(out_dir / SPEC_FILE), out_dir)
+    return with_liveness(sweep_progress(load_spec(out_dir / SPEC_FILE), out_dir), out_dir)
+
+
+def with_liveness(progress: SweepProgress, out_dir: str | Path) -> SweepProgress:
+    """``progress`` with when a trial.json was last written and which running trials no live process holds."""
+    out_dir = Path(out_dir)
     written = [path.stat().st_mtime for path in (out_dir / "trials").glob(f"*/{TRIAL_FILE}")]
     unheld = tuple(trial.name for trial in progress.trials if trial.status in (RUNNING, STARTED)
                    and _held_by_nobody(out_dir / "trials" / trial.name))
     return dataclasses.replace(progress, written_at=max(written, default=None), unheld=unheld)
+
+
+def unfinished_trials(progress: SweepProgress) -> int:
+    """How many of the sweep's trials have not ended (completed, stopped, diverged or failed), counting those
+    not created yet."""
+    return progress.trial_count - sum(trial.status in ENDED for trial in progress.trials)
 
 
 def _held_by_nobody(trial_dir: Path) -> bool:

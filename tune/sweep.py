@@ -35,7 +35,7 @@ from tune import local_ray
 from tune.aggregate import DIVERGED, trial_record, write_trial_record
 from tune.console import SweepConsole, init_options, quiet_ray, tune_verbosity
 from tune.plan import check_cluster_fits
-from tune.progress import SPEC_FILE, sweep_progress, table_lines
+from tune.progress import SPEC_FILE, sweep_progress, table_lines, unfinished_trials, with_liveness
 from tune.spec import SweepSpec, scheduler_grace_period, scheduler_max_t, trial_name
 from tune.tracking import set_tracking_environment, tracking_callbacks
 from tune.trainable import SweepContext, diverged_seeds, make_trainable
@@ -270,14 +270,15 @@ def _check_results_folder(context: SweepContext, experiment: str, resume: bool, 
 
 
 def _print_outcome(context: SweepContext, grid) -> int:
-    """The table of `erdiff status` (tune.progress) once the sweep is over; 1 if a trial failed.
+    """The table of `erdiff status` (tune.progress) once the sweep is over; 1 if a trial failed, or if the sweep
+    was stopped (Ctrl-C) before every trial ended: the table then says how to resume it.
 
     A diverged trial is a result of its configuration, not a failure of the sweep: listed last, as diverged.
     """
-    progress = sweep_progress(context.spec, context.out_dir)
+    progress = with_liveness(sweep_progress(context.spec, context.out_dir), context.out_dir)
     print("\n" + "\n".join(table_lines(progress, context.out_dir)))
     diverged = sum(trial.status == DIVERGED for trial in progress.trials)
-    return 1 if len(grid.errors) > diverged else 0
+    return 1 if len(grid.errors) > diverged or unfinished_trials(progress) else 0
 
 
 if __name__ == "__main__":
