@@ -348,3 +348,14 @@ def test_shipped_study_specs(capsys):
             assert all(task in PAPER_TASKS for task in spec.tasks) == paper and (spec.resources.gpu > 0) == paper
             assert main(["sweep", str(CONFIGS / f"{spec.name}.yaml"), "--dry-run"]) == 0
     assert "gradient steps" in capsys.readouterr().out
+    # The ensemble size on the sparse task and on the shared Hopper data, and the k-NN half of sparse alpha x beta.
+    for name, sizes in (("sparse", {1, 2, 4, 8, 16}), ("hopper", {1, 4, 16})):
+        spec = load_spec(CONFIGS / f"study_ensemble_size_{name}.yaml")
+        assert {t.params["agent.num_critics"] for t in spec.trials()} == sizes and len(spec.seeds) >= 5
+        assert all(t.params.get("agent.pessimism", "lcb") == ("min" if t.params["agent.num_critics"] == 1 else "lcb")
+                   for t in spec.trials())
+    hopper = load_spec(CONFIGS / "study_ensemble_size_hopper.yaml")
+    assert hopper.fixed_config("hopper-medium-v2")["train"]["dataset"].endswith("shared/data/hopper-sac-medium.hdf5")
+    knn = load_spec(CONFIGS / "study_alpha_beta_sparse_knn.yaml")
+    assert {t.params["agent.lcb_coef"] for t in knn.trials()} == {0.0, 4.0} and len(knn.seeds) >= 5
+    assert knn.seed_config("mountaincar-sparse", knn.trials()[0].params, 0, "t").agent.entropy_estimator == "knn"
