@@ -97,16 +97,15 @@ def read_sweep_progress(out_dir: str | Path) -> SweepProgress:
     if not (out_dir / SPEC_FILE).is_file():
         raise StatusError(f"{out_dir}: not a sweep results folder: it has no {SPEC_FILE} (expected the --out "
                           "folder of `erdiff sweep`, e.g. results/quickstart)")
-    return with_liveness(sweep_progress(load_spec(out_dir / SPEC_FILE), out_dir), out_dir)
-
-
-def with_liveness(progress: SweepProgress, out_dir: str | Path) -> SweepProgress:
-    """``progress`` with when a trial.json was last written and which running trials no live process holds."""
-    out_dir = Path(out_dir)
+    progress = sweep_progress(load_spec(out_dir / SPEC_FILE), out_dir)
     written = [path.stat().st_mtime for path in (out_dir / "trials").glob(f"*/{TRIAL_FILE}")]
-    unheld = tuple(trial.name for trial in progress.trials if trial.status in (RUNNING, STARTED)
-                   and _held_by_nobody(out_dir / "trials" / trial.name))
-    return dataclasses.replace(progress, written_at=max(written, default=None), unheld=unheld)
+    return dataclasses.replace(progress, written_at=max(written, default=None), unheld=unheld_trials(progress, out_dir))
+
+
+def unheld_trials(progress: SweepProgress, out_dir: str | Path) -> tuple[str, ...]:
+    """The running or started trials whose run directories no live process holds (``SweepProgress.unheld``)."""
+    return tuple(trial.name for trial in progress.trials if trial.status in (RUNNING, STARTED)
+                 and _held_by_nobody(Path(out_dir) / "trials" / trial.name))
 
 
 def unfinished_trials(progress: SweepProgress) -> int:

@@ -19,6 +19,7 @@ handles it; `ray job submit` against a cluster needs RAY_AUTH_MODE=token or a to
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ from tune import local_ray
 from tune.aggregate import DIVERGED, trial_record, write_trial_record
 from tune.console import SweepConsole, init_options, quiet_ray, tune_verbosity
 from tune.plan import check_cluster_fits
-from tune.progress import SPEC_FILE, sweep_progress, table_lines, unfinished_trials, with_liveness
+from tune.progress import SPEC_FILE, sweep_progress, table_lines, unfinished_trials, unheld_trials
 from tune.spec import SweepSpec, scheduler_grace_period, scheduler_max_t, trial_name
 from tune.tracking import set_tracking_environment, tracking_callbacks
 from tune.trainable import SweepContext, diverged_seeds, make_trainable
@@ -275,7 +276,8 @@ def _print_outcome(context: SweepContext, grid) -> int:
 
     A diverged trial is a result of its configuration, not a failure of the sweep: listed last, as diverged.
     """
-    progress = with_liveness(sweep_progress(context.spec, context.out_dir), context.out_dir)
+    progress = sweep_progress(context.spec, context.out_dir)
+    progress = dataclasses.replace(progress, unheld=unheld_trials(progress, context.out_dir))
     print("\n" + "\n".join(table_lines(progress, context.out_dir)))
     diverged = sum(trial.status == DIVERGED for trial in progress.trials)
     return 1 if len(grid.errors) > diverged or unfinished_trials(progress) else 0
