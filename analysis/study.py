@@ -132,11 +132,12 @@ def interval_frame(scores: pd.DataFrame, fields: StudyFields, reps: int = BOOTST
         for section, runs in sections:
             by_task = {task: g["score"].to_numpy() for task, g in runs.groupby("task")}
             value, low, high = aggregate(by_task, iqm, CONFIDENCE, reps, seed)
+            # Q and speed are per task: a median over tasks of different scales means nothing.
+            per_task = section != ALL_TASKS
             rows.append({"section": section, "label": label, **values, "runs": len(runs), "iqm": value,
                          "low": low, "high": high, "mean": float(runs["score"].mean()),
-                         # Q and speed are per task: a median over tasks of different scales means nothing.
-                         **({"q_end": float(runs["q_end"].median()), "steps_per_s": float(runs["steps_per_s"].median())}
-                            if section != ALL_TASKS else {"q_end": float("nan"), "steps_per_s": float("nan")})})
+                         "q_end": float(runs["q_end"].median()) if per_task else float("nan"),
+                         "steps_per_s": float(runs["steps_per_s"].median()) if per_task else float("nan")})
     return pd.DataFrame(rows)
 
 
